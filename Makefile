@@ -1,0 +1,56 @@
+# thinkchain: `make run` starts the app on the embedded model, `make test` runs every test.
+# Both work on a fresh machine: they create .venv, install what is missing, fetch the model.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# llama.cpp is built from source.  A -march=native build enables AMX on CPUs that have it,
+# and AMX kernels crash in sandboxed VMs that do not grant AMX state; these flags build
+# portable AVX2 kernels (plus runtime weight repacking) instead.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
+.PHONY: run demo test test-fast lint bench install dev model system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -e '.[all]'
+
+dev: $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+
+model: install
+	$(BIN)/thinkchain models pull default
+	$(BIN)/thinkchain models pull small
+
+# Debian packages the browser test needs (Chromium); skipped when already present.
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+		else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; }
+
+run: install
+	$(BIN)/thinkchain models pull default
+	$(BIN)/thinkchain ask "How many letters r are in the word strawberry?"
+
+demo: install
+	$(BIN)/thinkchain ask --demo "How many letters r are in the word strawberry?"
+
+test: dev model system-deps
+	$(BIN)/python -m pytest -q
+
+test-fast: dev
+	$(BIN)/python -m pytest -q -m "not e2e and not browser"
+
+lint: dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+bench: dev model
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,22 @@
+"""The ``thinkchain`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from .ask import ask
+from .models_cmd import models_app
+
+app = typer.Typer(
+    name="thinkchain",
+    help="Make an instruct model reason in visible steps before it answers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(ask)
+app.add_typer(models_app, name="models")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,123 @@
+"""``thinkchain ask``: one question, reasoning shown live, the answer on stdout."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from ..cancel import CancelToken
+from ..chain import Chain, InvalidQuestion, clean_question
+from ..events import ChainCompleted, ChainFailed, ChainResult
+from ..settings import ChainSettings
+from .common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    ModelOpt,
+    ModelPathOpt,
+    backend_from_options,
+    clear_errors,
+    err_console,
+    fail,
+)
+from .render import TerminalView
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="The question; '-' reads it from stdin.")],
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key: ApiKeyOpt = None,
+    model_path: ModelPathOpt = None,
+    lang: Annotated[str, typer.Option(help="Prompt language: auto, zh or en.")] = "auto",
+    max_steps: Annotated[int, typer.Option(help="At most this many steps.")] = 25,
+    min_steps: Annotated[int, typer.Option(help="At least this many steps.")] = 3,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.2,
+    max_tokens: Annotated[int, typer.Option(help="Max tokens per step.")] = 1000,
+    max_total_tokens: Annotated[
+        int | None, typer.Option(help="Budget of generated tokens for the whole chain.")
+    ] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Budget of wall time for the whole chain.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a server between two tokens.")
+    ] = 120.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document with everything.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not show the steps.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Use a scripted demo model (no model needed).")
+    ] = False,
+) -> None:
+    """Ask a question; the model reasons in visible steps, then answers."""
+    if question == "-":
+        question = sys.stdin.read()
+    with clear_errors():
+        settings = ChainSettings(
+            lang=lang,
+            max_steps=max_steps,
+            min_steps=min_steps,
+            temperature=temperature,
+            max_tokens_per_step=max_tokens,
+            max_total_tokens=max_total_tokens,
+            max_seconds=max_seconds,
+            seed=seed,
+        )
+        try:
+            clean_question(question, settings.max_question_chars)
+        except InvalidQuestion as err:
+            fail(str(err))
+        backend = backend_from_options(
+            base_url, model, api_key, model_path, demo=demo, read_timeout=timeout
+        )
+    result = run_in_terminal(
+        Chain(backend, settings), question, show_steps=not quiet, print_answer=not as_json
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    if result.error is not None:
+        raise typer.Exit(130 if result.error.kind == "cancelled" else 1)
+
+
+def run_in_terminal(
+    chain: Chain, question: str, *, show_steps: bool = True, print_answer: bool = True
+) -> ChainResult:
+    view = TerminalView(show_steps=show_steps, print_answer=print_answer)
+    cancel = CancelToken()
+    result: ChainResult | None = None
+    with _ctrl_c_cancels(cancel):
+        for event in chain.stream(question, cancel=cancel):
+            view.handle(event)
+            if isinstance(event, (ChainCompleted, ChainFailed)):
+                result = event.result
+    assert result is not None
+    return result
+
+
+@contextmanager
+def _ctrl_c_cancels(cancel: CancelToken) -> Iterator[None]:
+    """First Ctrl-C stops the chain cleanly (finished steps stay shown); a second one exits."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        err_console.print("\n[yellow]stopping… (Ctrl-C again to quit at once)[/]", markup=True)
+        cancel.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

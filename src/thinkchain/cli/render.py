@@ -1,0 +1,128 @@
+"""Show a chain in a terminal as it happens: steps on stderr, the answer on stdout.
+
+Only reads events.  Text from the model is printed as text (no markup interpretation), so a
+step that contains ``[bold]`` or escape-looking sequences shows literally.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.text import Text
+
+from ..events import (
+    AnswerDelta,
+    AnswerDone,
+    AnswerStarted,
+    ChainCompleted,
+    ChainEvent,
+    ChainFailed,
+    ChainResult,
+    Retry,
+    StepDelta,
+    StepDiscarded,
+    StepDone,
+    StepStarted,
+)
+
+
+def _control_free(text: str) -> str:
+    """Model text without terminal control sequences (ESC, BEL, ...); newlines and tabs stay."""
+    return "".join(ch for ch in text if ch in "\n\t" or (ord(ch) >= 32 and ord(ch) != 127))
+
+
+def format_seconds(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds < 60 else f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+
+
+class TerminalView:
+    """Prints events.  ``live_answer``: stream the answer to stdout (when it is a terminal)."""
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        out: TextIO | None = None,
+        *,
+        live_answer: bool | None = None,
+        show_steps: bool = True,
+        print_answer: bool = True,
+    ) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        self.out = out or sys.stdout
+        self.live_answer = self.out.isatty() if live_answer is None else live_answer
+        self.show_steps = show_steps
+        self.print_answer = print_answer
+        self._in_title = False
+        self._streamed_answer = False
+
+    def _raw(self, text: str, style: str | None = None) -> None:
+        self.console.print(Text(_control_free(text), style=style or ""), end="", soft_wrap=True)
+
+    def handle(self, event: ChainEvent) -> None:
+        if isinstance(event, StepStarted):
+            if self.show_steps:
+                self._raw(f"\nStep {event.index}: ", "bold cyan")
+                self._in_title = True
+        elif isinstance(event, StepDelta):
+            if not self.show_steps:
+                return
+            if event.field == "title":
+                self._raw(event.text, "bold")
+            else:
+                if self._in_title:
+                    self._raw("\n")
+                    self._in_title = False
+                self._raw(event.text)
+        elif isinstance(event, Retry):
+            if self.show_steps or event.target == "answer":
+                self._raw(f"\n  ↻ attempt {event.attempt} discarded: {event.reason}\n", "yellow")
+                if event.target == "step" and self.show_steps:
+                    self._raw(f"Step {event.index} (again): ", "bold cyan")
+                    self._in_title = True
+                if event.target == "answer" and self._streamed_answer:
+                    self.out.write("\n")
+        elif isinstance(event, StepDiscarded):
+            if self.show_steps:
+                self._raw(f"\n  ✂ step {event.index} cut: {event.reason}\n", "yellow")
+        elif isinstance(event, StepDone):
+            if self.show_steps:
+                step = event.step
+                self._in_title = False
+                notes = f" · {'; '.join(step.notes)}" if step.notes else ""
+                self._raw(
+                    f"\n  ⏱ {format_seconds(step.seconds)} · {step.usage.completion_tokens} tokens"
+                    f"{notes}\n",
+                    "dim",
+                )
+        elif isinstance(event, AnswerStarted):
+            if self.show_steps:
+                self._raw("\nFinal answer\n", "bold green")
+        elif isinstance(event, AnswerDelta):
+            if self.print_answer and self.live_answer:
+                self.out.write(_control_free(event.text))
+                self.out.flush()
+                self._streamed_answer = True
+        elif isinstance(event, AnswerDone):
+            if self.print_answer:
+                if self.live_answer:
+                    self.out.write("\n")
+                else:
+                    self.out.write(event.answer.text + "\n")
+                self.out.flush()
+        elif isinstance(event, ChainCompleted):
+            self._summary(event.result)
+        elif isinstance(event, ChainFailed):
+            self._summary(event.result)
+            self.console.print(Text(f"error: {event.error}", style="bold red"), soft_wrap=True)
+
+    def _summary(self, result: ChainResult) -> None:
+        if not self.show_steps:
+            return
+        usage = result.usage
+        self._raw(
+            f"\nTotal thinking time {format_seconds(result.seconds)} · {len(result.steps)} steps · "
+            f"{usage.completion_tokens:,} generated / {usage.prompt_tokens:,} prompt tokens\n",
+            "bold",
+        )

@@ -1,0 +1,337 @@
+"""Typed events and results that flow one way, from the chain loop to its consumers.
+
+Consumers (terminal, web page, proxy, history, eval) only ever read these objects; they never
+see prompts, retries or backends.  Every chain emits exactly one terminal event
+(:class:`ChainCompleted` or :class:`ChainFailed`) and nothing after it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+NextAction = Literal["continue", "final_answer"]
+
+ErrorKind = Literal[
+    "invalid_input",  # the question or settings were rejected before any generation
+    "context_overflow",  # the question cannot fit the model's context window
+    "step_failed",  # a step stayed invalid after every allowed attempt
+    "answer_failed",  # the final-answer request failed
+    "backend_error",  # the server or model failed in a way retries could not fix
+    "cancelled",  # someone called cancel() or closed the event stream
+    "token_budget",  # max_total_tokens was reached
+    "time_budget",  # max_seconds was reached
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one model call, or the sum of several.
+
+    ``cached_tokens`` are prompt tokens the backend did not have to evaluate again (a server's
+    prompt cache, or llama.cpp's KV cache reuse); ``evaluated = prompt_tokens - cached_tokens``.
+    ``estimated`` is true when a server reported no usage and completion tokens were counted
+    from stream chunks instead.
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def evaluated_prompt_tokens(self) -> int:
+        return self.prompt_tokens - self.cached_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.estimated or other.estimated,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+            "total_tokens": self.total_tokens,
+            "estimated": self.estimated,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Usage:
+        return cls(
+            int(data.get("prompt_tokens", 0)),
+            int(data.get("completion_tokens", 0)),
+            int(data.get("cached_tokens", 0)),
+            bool(data.get("estimated", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One finished reasoning step."""
+
+    index: int  # 1-based
+    title: str
+    content: str
+    next_action: NextAction
+    seconds: float  # wall time of the step, retries included
+    ttft: float | None  # time to the first token of the accepted attempt
+    usage: Usage  # all attempts of this step together
+    attempts: int = 1
+    notes: tuple[str, ...] = ()  # e.g. "kept going: minimum steps", "repaired: cut at max tokens"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "title": self.title,
+            "content": self.content,
+            "next_action": self.next_action,
+            "seconds": round(self.seconds, 4),
+            "ttft": None if self.ttft is None else round(self.ttft, 4),
+            "usage": self.usage.to_dict(),
+            "attempts": self.attempts,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Step:
+        return cls(
+            index=int(data["index"]),
+            title=str(data["title"]),
+            content=str(data["content"]),
+            next_action=data.get("next_action", "continue"),
+            seconds=float(data.get("seconds", 0.0)),
+            ttft=data.get("ttft"),
+            usage=Usage.from_dict(data.get("usage", {})),
+            attempts=int(data.get("attempts", 1)),
+            notes=tuple(data.get("notes", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FinalAnswer:
+    text: str
+    seconds: float
+    ttft: float | None
+    usage: Usage
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "seconds": round(self.seconds, 4),
+            "ttft": None if self.ttft is None else round(self.ttft, 4),
+            "usage": self.usage.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinalAnswer:
+        return cls(
+            text=str(data["text"]),
+            seconds=float(data.get("seconds", 0.0)),
+            ttft=data.get("ttft"),
+            usage=Usage.from_dict(data.get("usage", {})),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainError:
+    kind: ErrorKind
+    message: str
+    server: str | None = None  # the server that failed, for backend errors
+
+    def __str__(self) -> str:
+        where = f" ({self.server})" if self.server else ""
+        return f"{self.kind}{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "server": self.server}
+
+
+@dataclass(slots=True)
+class ChainResult:
+    """Everything a chain produced; complete or not, nothing finished is ever dropped."""
+
+    question: str
+    lang: str
+    steps: list[Step] = field(default_factory=list)
+    answer: FinalAnswer | None = None
+    error: ChainError | None = None
+    seconds: float = 0.0
+    model: str = ""
+    mode: str = ""
+    repeated_steps: int = 0  # steps cut because they said again what an earlier step said
+    degenerate_outputs: int = 0  # generations cut because they degenerated into loops/whitespace
+    hit_step_limit: bool = False  # max_steps ended the reasoning, not the model
+    retries: int = 0  # invalid attempts and transport retries together
+    # Tokens spent on attempts that left nothing behind (a step that failed, a cancelled answer).
+    wasted_usage: Usage = field(default_factory=Usage)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.answer is not None
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for step in self.steps:
+            total = total + step.usage
+        if self.answer is not None:
+            total = total + self.answer.usage
+        return total + self.wasted_usage
+
+    @property
+    def reasoning_usage(self) -> Usage:
+        total = Usage()
+        for step in self.steps:
+            total = total + step.usage
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "lang": self.lang,
+            "model": self.model,
+            "mode": self.mode,
+            "status": "completed" if self.ok else (self.error.kind if self.error else "unfinished"),
+            "steps": [s.to_dict() for s in self.steps],
+            "answer": self.answer.text if self.answer else None,
+            "final": self.answer.to_dict() if self.answer else None,
+            "error": self.error.to_dict() if self.error else None,
+            "seconds": round(self.seconds, 4),
+            "usage": self.usage.to_dict(),
+            "repeated_steps": self.repeated_steps,
+            "degenerate_outputs": self.degenerate_outputs,
+            "hit_step_limit": self.hit_step_limit,
+            "retries": self.retries,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStarted(Event):
+    type: ClassVar[str] = "chain_started"
+    question: str
+    lang: str
+    model: str
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted(Event):
+    type: ClassVar[str] = "step_started"
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepDelta(Event):
+    """New text of the step being generated: its title or its content, as it streams."""
+
+    type: ClassVar[str] = "step_delta"
+    index: int
+    field: Literal["title", "content"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retry(Event):
+    """An attempt was thrown away; the step (or the answer) starts again from empty text."""
+
+    type: ClassVar[str] = "retry"
+    target: Literal["step", "answer"]
+    index: int  # the step's index; 0 for the final answer
+    attempt: int  # the attempt that failed, 1-based
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepDiscarded(Event):
+    """The step being generated is dropped for good (it repeated an earlier step, say)."""
+
+    type: ClassVar[str] = "step_discarded"
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepDone(Event):
+    type: ClassVar[str] = "step_done"
+    step: Step
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerStarted(Event):
+    type: ClassVar[str] = "answer_started"
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDelta(Event):
+    type: ClassVar[str] = "answer_delta"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDone(Event):
+    type: ClassVar[str] = "answer_done"
+    answer: FinalAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCompleted(Event):
+    """Terminal: the chain produced its final answer."""
+
+    type: ClassVar[str] = "chain_completed"
+    result: ChainResult
+
+
+@dataclass(frozen=True, slots=True)
+class ChainFailed(Event):
+    """Terminal: the chain ended without an answer; ``result`` keeps every finished step."""
+
+    type: ClassVar[str] = "chain_failed"
+    error: ChainError
+    result: ChainResult
+
+
+TerminalEvent = ChainCompleted | ChainFailed
+ChainEvent = (
+    ChainStarted
+    | StepStarted
+    | StepDelta
+    | Retry
+    | StepDiscarded
+    | StepDone
+    | AnswerStarted
+    | AnswerDelta
+    | AnswerDone
+    | ChainCompleted
+    | ChainFailed
+)
+
+
+def is_terminal(event: Event) -> bool:
+    return isinstance(event, (ChainCompleted, ChainFailed))

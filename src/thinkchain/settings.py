@@ -1,0 +1,47 @@
+"""Settings of one chain, validated once at the edge so the loop can trust them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Lang = Literal["auto", "zh", "en"]
+
+# The seed and g1 allow one step too many through an off-by-one; ours is exact.
+DEFAULT_MAX_STEPS = 25
+HARD_MAX_STEPS = 200
+
+
+class ChainSettings(BaseModel):
+    """How a chain runs.  Defaults follow the seed: temperature 0.2, 1000 tokens a step."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(0.2, ge=0.0, le=2.0)
+    max_tokens_per_step: int = Field(1000, ge=16, le=32768)
+    final_max_tokens: int = Field(1000, ge=16, le=32768)
+    max_steps: int = Field(DEFAULT_MAX_STEPS, ge=1, le=HARD_MAX_STEPS)
+    min_steps: int = Field(3, ge=0, le=HARD_MAX_STEPS)
+    lang: Lang = "auto"
+    # Attempts per step when the model's output is not a valid step.
+    max_attempts: int = Field(3, ge=1, le=10)
+    # Budgets: generated (completion) tokens of every call together, and wall time in seconds.
+    max_total_tokens: int | None = Field(None, ge=1)
+    max_seconds: float | None = Field(None, gt=0)
+    # Questions longer than this are refused before anything is generated.
+    max_question_chars: int = Field(32_000, ge=1)
+    seed: int | None = None
+    # Transport failures (refused, timed out, cut, 429, 5xx) retried per call, with exponential
+    # backoff from retry_base_delay, capped at retry_max_delay; a server's Retry-After wins.
+    max_retries: int = Field(4, ge=0, le=20)
+    retry_base_delay: float = Field(0.5, ge=0.0, le=60.0)
+    retry_max_delay: float = Field(20.0, ge=0.0, le=600.0)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> ChainSettings:
+        if self.min_steps > self.max_steps:
+            raise ValueError(
+                f"min_steps ({self.min_steps}) cannot be larger than max_steps ({self.max_steps})"
+            )
+        return self
