@@ -171,7 +171,7 @@ class _Run:
         self.generated = 0  # completion tokens of all calls, counted as they stream
         lang = settings.lang if settings.lang != "auto" else "en"
         self.result = ChainResult(
-            question=question, lang=lang, model=backend.model, mode="iterative"
+            question=question, lang=lang, model=backend.model, mode=settings.mode
         )
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -242,6 +242,9 @@ class _Run:
             raise _Stop(ChainError("invalid_input", str(err))) from None
         self.result.question = question
         self.result.lang = lang
+        if s.mode in ("direct", "cot"):
+            await self._single_call(question, lang)
+            return
         messages: list[Message] = [
             {"role": "system", "content": prompt(lang, "step_system")},
             *self.context,
@@ -395,13 +398,34 @@ class _Run:
         self.result.retries += 1
         self.emit(Retry(target, index, attempt, reason))  # type: ignore[arg-type]
 
-    async def _answer(self, messages: list[Message], lang: str) -> None:
+    async def _single_call(self, question: str, lang: str) -> None:
+        """The baselines: one call, no steps (``direct``: answer only; ``cot``: think, answer)."""
+        system = "direct_system" if self.settings.mode == "direct" else "cot_system"
+        messages: list[Message] = [
+            {"role": "system", "content": prompt(lang, system)},
+            *self.context,
+            {"role": "user", "content": question},
+        ]
+        self._check_fits(messages)
+        self.emit(ChainStarted(question, lang, self.backend.model, self.result.mode))
+        await self._answer(messages, lang, ask_for_answer=False, purpose=self.settings.mode)
+
+    async def _answer(
+        self,
+        messages: list[Message],
+        lang: str,
+        *,
+        ask_for_answer: bool = True,
+        purpose: str = "answer",
+    ) -> None:
         s = self.settings
         self.emit(AnswerStarted())
         started = perf_counter()
         usage = Usage()
         temperature = s.temperature
-        request_messages = [*messages, {"role": "user", "content": prompt(lang, "final_answer")}]
+        request_messages = list(messages)
+        if ask_for_answer:
+            request_messages.append({"role": "user", "content": prompt(lang, "final_answer")})
         max_tokens = s.final_max_tokens
         window = self.backend.context_window()
         if window is not None:
@@ -416,7 +440,7 @@ class _Run:
                 temperature=temperature,
                 schema=None,
                 seed=s.seed,
-                purpose="answer",
+                purpose=purpose,
             )
 
             def on_text(delta: str) -> None:

@@ -7,6 +7,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Lang = Literal["auto", "zh", "en"]
+# How the model is asked to think:
+#   iterative  one JSON step per call, the seed's shape;
+#   direct     one call, the answer only (the baseline the seed says fails);
+#   cot        one call, "think step by step, then answer" (the honest baseline).
+Mode = Literal["iterative", "direct", "cot"]
+MODES: tuple[str, ...] = ("iterative", "direct", "cot")
 
 # The seed and g1 allow one step too many through an off-by-one; ours is exact.
 DEFAULT_MAX_STEPS = 25
@@ -18,6 +24,7 @@ class ChainSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    mode: Mode = "iterative"
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     max_tokens_per_step: int = Field(1000, ge=16, le=32768)
     final_max_tokens: int = Field(1000, ge=16, le=32768)
