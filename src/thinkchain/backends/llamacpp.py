@@ -78,6 +78,10 @@ class _Failure:
 class LlamaCppBackend:
     """A GGUF model in this process.  Loading takes a few seconds; reuse the instance."""
 
+    # One sequence at a time: callers that could run requests side by side (self-consistency)
+    # run them one after another instead, which keeps the shared prefix in the KV cache.
+    max_parallel = 1
+
     def __init__(
         self,
         model_path: str | os.PathLike[str],
