@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import re
+import socket
 import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
@@ -438,16 +439,17 @@ def _translate(err: BaseException, url: str, *, during_stream: bool = False) -> 
 
 
 def _describe_connect(cause: BaseException | None) -> str:
-    if cause is None:
-        return "connection error"
-    text = str(cause) or type(cause).__name__
-    lowered = text.lower()
-    if (
-        "name or service not known" in lowered
-        or "nodename nor servname" in lowered
-        or ("temporary failure in name resolution" in lowered)
-    ):
-        return f"the host name does not resolve (DNS): {text}"
-    if "refused" in lowered:
-        return "connection refused (is the server running?)"
-    return text
+    """The root cause of a failed connection, in words (refused, DNS, ...)."""
+    chain: list[BaseException] = []
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for err in chain:
+        if isinstance(err, ConnectionRefusedError):
+            return "connection refused (is the server running?)"
+        if isinstance(err, socket.gaierror):
+            return f"the host name does not resolve (DNS): {err.strerror or err}"
+    for err in reversed(chain):
+        if str(err):
+            return str(err)
+    return "connection error"

@@ -78,7 +78,7 @@ FakeItem = Union[FakeReply, FakeError, FakeRaw, FakeCut, FakeStall, str]
 class RecordedRequest:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
     body: Any
 
 
@@ -209,7 +209,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self, body: Any) -> None:
         with self.fake._lock:
             self.fake.requests.append(
-                RecordedRequest(self.command, self.path, dict(self.headers.items()), body)
+                RecordedRequest(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                )
             )
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
