@@ -2,7 +2,9 @@
 
 Used by the vote of self-consistency and by the evaluation harness, so both agree on what
 "the same answer" means.  Numbers win over words: "$1,234.50", "1234.5 dollars" and
-"1,234.50." all normalise to ``1234.5``; "3/4" to ``0.75``; "yes."/"Yes" to ``yes``.
+"1,234.50." all normalise to ``1234.5``; "3/4" to ``0.75``; "three"/"twice" to ``3``/``2``;
+"yes."/"Yes" to ``yes``.  When the caller knows a number is expected (the evaluation knows its
+gold answers), ``expect="number"`` also reads "none"/"no r at all" as ``0``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Literal
+
+Expect = Literal["number"] | None
 
 # Where a text says "this is the answer": the last such marker wins.
 _MARKERS = re.compile(
@@ -22,34 +27,70 @@ _MARKERS = re.compile(
 )
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__", re.S)
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-# A number: optional sign, digits with thousands separators, decimals, or a fraction.
+# A number: optional sign, digits with thousands separators, decimals, or a fraction; a
+# mixed number ("1 1/2") is tried first so it is not read as 1.
 _NUMBER = re.compile(
-    r"(?<![\w.])[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?(?![\d])"
+    r"(?<![\w.])[-−]?\d+ \d+/\d+(?![\d/])"
+    r"|(?<![\w.])[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?(?![\d])"
     r"|(?<![\w.])[-−]?\.\d+"
 )
+# Counts written as words ("three times", "twice"), read only where no digit states the answer.
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+)
+_NUMBER_WORDS = {word: i for i, word in enumerate(_UNITS.split())} | {
+    "once": 1,
+    "twice": 2,
+    "thrice": 3,
+}
+_CHINESE_COUNT = re.compile(r"([零一二两三四五六七八九十])\s*[个次处]")
+_CHINESE_DIGITS = {ch: i for i, ch in enumerate("零一二三四五六七八九十")} | {"两": 2}
+# "There are no z's", "none": zero, but only when a number is expected (else it is "no").
+_NONE_WORDS = {"no", "none", "nothing", "没有"}
+# Above this many digits a "number" is noise (an ID, a hash), not an answer.
+_MAX_DIGITS = 60
 _YES = {"yes", "true", "correct", "是", "对", "是的", "正确"}
 _NO = {"no", "false", "incorrect", "否", "不", "不是", "不对", "错误"}
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def _to_decimal(token: str) -> Decimal | None:
-    token = token.replace("−", "-").replace(",", "").replace(" ", "")
+    token = token.replace("−", "-").replace(",", "").strip()
+    if sum(ch.isdigit() for ch in token) > _MAX_DIGITS:
+        return None
+    whole = Decimal(0)
+    if " " in token.split("/")[0]:  # a mixed number: "1 1/2", "-2 3/4"
+        first, token = token.split(" ", 1)
+        whole = Decimal(first)
+        if first.startswith("-"):
+            token = "-" + token
+    token = token.replace(" ", "")
     try:
-        if "/" in token:
-            num, den = token.split("/", 1)
-            denominator = Decimal(den)
-            if denominator == 0:
-                return None
-            return Decimal(num) / denominator
-        return Decimal(token)
+        with localcontext() as ctx:
+            ctx.prec = 2 * _MAX_DIGITS
+            if "/" in token:
+                num, den = token.split("/", 1)
+                denominator = Decimal(den)
+                if denominator == 0:
+                    return None
+                return whole + Decimal(num) / denominator
+            return whole + Decimal(token)
     except (InvalidOperation, ValueError):
         return None
 
 
 def format_number(value: Decimal) -> str:
-    """Canonical text of a number: no exponent, no trailing zeros, ``-0`` is ``0``."""
-    value = value.quantize(Decimal("1.000000")) if value != value.to_integral() else value
-    text = format(value.normalize(), "f")
+    """Canonical text of a number: no exponent, no trailing zeros, ``-0`` is ``0``.
+
+    Non-integers keep six decimals, so 1/3 and 0.333333 compare equal.
+    """
+    with localcontext() as ctx:
+        # Enough precision that a long number is never rounded (or rejected) while formatting.
+        ctx.prec = 4 * _MAX_DIGITS
+        if value != value.to_integral():
+            value = value.quantize(Decimal("1.000000"))
+        text = format(value.normalize(), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
@@ -64,8 +105,35 @@ def _numbers(text: str) -> list[Decimal]:
     return out
 
 
+def _stated_number(text: str) -> Decimal | None:
+    """The number a short span states: the result of its last ``=``, else its first number.
+
+    "16 - 3 - 4 = 9 eggs" states 9, not 16.
+    """
+    equals = text.rfind("=")
+    if equals >= 0:
+        after = _numbers(text[equals + 1 :])
+        if after:
+            return after[0]
+    numbers = _numbers(text)
+    return numbers[0] if numbers else None
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
+
+
+def _number_word(text: str) -> int | None:
+    for word in _words(text):
+        if word in _NUMBER_WORDS:
+            return _NUMBER_WORDS[word]
+    match = _CHINESE_COUNT.search(text)
+    return _CHINESE_DIGITS[match.group(1)] if match else None
+
+
 def _word_answer(text: str) -> str | None:
-    words = [w.lower() for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
+    """yes/no among the first three words, else the reply's only word, else None."""
+    words = _words(text)
     if not words:
         return None
     for word in words[:3]:
@@ -76,6 +144,26 @@ def _word_answer(text: str) -> str | None:
     if len(words) == 1:
         return words[0]
     return None
+
+
+def _read(span: str, expect: Expect) -> str | None:
+    """The answer one span states, or None: a number first, then yes/no, a count in words,
+    or a single word."""
+    number = _stated_number(span)
+    if number is not None:
+        return format_number(number)
+    if expect == "number":
+        counted = _number_word(span)
+        if counted is not None:
+            return str(counted)
+        if any(word in _NONE_WORDS for word in _words(span)[:4]):
+            return "0"
+        return None
+    word = _word_answer(span)
+    if word in ("yes", "no"):
+        return word
+    counted = _number_word(span)
+    return str(counted) if counted is not None else word
 
 
 def _focus(text: str) -> str:
@@ -92,11 +180,13 @@ def _focus(text: str) -> str:
     return ""
 
 
-def extract_answer(text: str | None) -> str | None:
+def extract_answer(text: str | None, expect: Expect = None) -> str | None:
     """The normalised answer stated in ``text``, or None when none can be read.
 
     Order of evidence: an explicit marker ("Answer: …", "答案：…", ``\\boxed{}``), then the
-    first bold span, then — for a one-line reply — the text itself, then the last number.
+    first bold span, then the first line when it is short (or the whole reply when it is one
+    line), then the last number of the text.  Within a span the result of its last ``=`` wins
+    over its first number.  ``expect="number"`` skips word answers and reads "none" as 0.
     """
     if not text or not text.strip():
         return None
@@ -111,15 +201,15 @@ def extract_answer(text: str | None) -> str | None:
     if len(text.splitlines()) == 1 or len(first_line.split()) <= 12:
         candidates.append(first_line)
     for candidate in candidates:
-        numbers = _numbers(candidate)
-        if numbers:
-            return format_number(numbers[0])
-        word = _word_answer(candidate)
-        if word is not None:
-            return word
+        answer = _read(candidate, expect)
+        if answer is not None:
+            return answer
     numbers = _numbers(text)
     if numbers:
         return format_number(numbers[-1])
+    if expect == "number":
+        counted = _number_word(text)
+        return str(counted) if counted is not None else None
     return _word_answer(text)
 
 
@@ -132,6 +222,11 @@ def normalise_gold(answer: object) -> str | None:
     if numbers:
         return format_number(numbers[0])
     return _word_answer(text) or (text.lower() or None)
+
+
+def expected_kind(gold: str | None) -> Expect:
+    """What kind of answer a normalised gold answer calls for (a hint for extract_answer)."""
+    return "number" if gold is not None and _to_decimal(gold) is not None else None
 
 
 def same_answer(a: str | None, b: str | None) -> bool:

@@ -21,7 +21,7 @@ from time import perf_counter
 from typing import ClassVar, Literal
 
 from . import _bridge
-from .answers import Vote, decided, extract_answer, vote
+from .answers import Expect, Vote, decided, extract_answer, vote
 from .backends.base import Backend, Message
 from .cancel import CancelToken
 from .chain import Chain
@@ -74,7 +74,7 @@ class Outcome:
     stopped_early: bool
     seconds: float
     error: ChainError | None = None
-    cancelled_samples: int = 0  # samples stopped early or never started
+    cancelled_samples: int = 0  # samples cancelled (stopped early) or never started
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -128,7 +128,11 @@ def runs_in_parallel(backend: Backend) -> bool:
 
 
 class SelfConsistency:
-    """K chains, one vote.  ``temperature`` overrides the chain's, so samples differ."""
+    """K chains, one vote.  ``temperature`` overrides the chain's, so samples differ.
+
+    ``expect`` is passed to :func:`~thinkchain.answers.extract_answer` when the caller knows
+    the kind of answer (the evaluation does), so "three" and "3" vote together.
+    """
 
     def __init__(
         self,
@@ -140,6 +144,7 @@ class SelfConsistency:
         early_stop: EarlyStop = "decisive",
         agree_n: int = 3,
         parallel: bool | None = None,
+        expect: Expect = None,
     ) -> None:
         if k < 1:
             raise ValueError("k must be at least 1")
@@ -151,6 +156,7 @@ class SelfConsistency:
         self.early_stop = early_stop
         self.agree_n = max(2, agree_n)
         self.parallel = runs_in_parallel(backend) if parallel is None else parallel
+        self.expect = expect
         base_seed = self.settings.seed if self.settings.seed is not None else 0
         update: dict[str, object] = {}
         if temperature is not None:
@@ -162,6 +168,14 @@ class SelfConsistency:
             )
             for i in range(k)
         ]
+
+    def answer_key(self, result: ChainResult) -> str | None:
+        """The normalised answer a sample votes with; None when it has no readable answer.
+
+        A sample whose answer was complete votes even if the chain ended as cancelled just
+        after it (early stopping can race with its last event).
+        """
+        return extract_answer(result.answer.text, self.expect) if result.answer else None
 
     def _should_stop(self, keys: list[str | None]) -> bool:
         if self.early_stop == "off" or len(keys) >= self.k:
@@ -182,7 +196,7 @@ class SelfConsistency:
         started = perf_counter()
         queue: asyncio.Queue[StrategyEvent | None] = asyncio.Queue()
         results: dict[int, ChainResult] = {}
-        keys_in_order: list[str | None] = []
+        keys_in_order: list[str | None] = []  # in the order samples finished
         tokens = [CancelToken() for _ in range(self.k)]
         stopped_early = False
 
@@ -198,20 +212,31 @@ class SelfConsistency:
             async for event in chain.astream(question, context=context, cancel=tokens[i]):
                 queue.put_nowait(SampleEvent(i, event))
                 if isinstance(event, (ChainCompleted, ChainFailed)):
+                    nonlocal stopped_early
                     result = event.result
-                    key = extract_answer(result.answer.text) if result.answer else None
                     results[i] = result
+                    key = self.answer_key(result)
+                    keys_in_order.append(key)
                     queue.put_nowait(SampleDone(i, result, key))
+                    # Decided here, by the producer, not when the consumer reads SampleDone:
+                    # otherwise a one-at-a-time backend has already begun the next sample.
+                    if not stopped_early and self._should_stop(keys_in_order):
+                        stopped_early = True
+                        for token in tokens:
+                            token.cancel()
 
         async def drive() -> None:
-            if self.parallel:
-                await asyncio.gather(*(one(i) for i in range(self.k)))
-            else:
-                for i in range(self.k):
-                    if tokens[i].cancelled:
-                        break
-                    await one(i)
-            queue.put_nowait(None)
+            try:
+                if self.parallel:
+                    await asyncio.gather(*(one(i) for i in range(self.k)))
+                else:
+                    for i in range(self.k):
+                        if tokens[i].cancelled:
+                            break
+                        await one(i)
+            finally:
+                # Always wake the consumer, or a failure here would leave it waiting forever.
+                queue.put_nowait(None)
 
         runner = asyncio.create_task(drive())
         try:
@@ -220,12 +245,6 @@ class SelfConsistency:
                 if item is None:
                     break
                 yield item
-                if isinstance(item, SampleDone):
-                    keys_in_order.append(item.answer_key)
-                    if not stopped_early and self._should_stop(keys_in_order):
-                        stopped_early = True
-                        for token in tokens:
-                            token.cancel()
         finally:
             if cancel is not None:
                 cancel.unregister(forward_cancel)
@@ -234,9 +253,12 @@ class SelfConsistency:
                     token.cancel()
                 with contextlib.suppress(Exception):
                     await asyncio.shield(runner)
+        # A failure inside the strategy itself (not a failed chain: those are results) is a
+        # bug; raise it here rather than voting over a partial set of samples.
+        await runner
 
         samples = [results[i] for i in sorted(results)]
-        keys = [extract_answer(r.answer.text) if r.ok and r.answer else None for r in samples]
+        keys = [self.answer_key(r) for r in samples]
         the_vote = vote(keys)
         winner = None
         if the_vote.winner is not None:
@@ -258,7 +280,9 @@ class SelfConsistency:
             stopped_early=stopped_early,
             seconds=perf_counter() - started,
             error=error,
-            cancelled_samples=self.k - sum(1 for r in samples if r.ok),
+            cancelled_samples=self.k
+            - len(samples)
+            + sum(1 for r in samples if r.error is not None and r.error.kind == "cancelled"),
         )
         yield VoteDone(outcome)
 
