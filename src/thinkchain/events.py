@@ -208,6 +208,7 @@ class ChainResult:
             "error": self.error.to_dict() if self.error else None,
             "seconds": round(self.seconds, 4),
             "usage": self.usage.to_dict(),
+            "wasted_usage": self.wasted_usage.to_dict(),
             "repeated_steps": self.repeated_steps,
             "degenerate_outputs": self.degenerate_outputs,
             "hit_step_limit": self.hit_step_limit,

@@ -19,13 +19,14 @@ from .events import NextAction
 
 STEP_KEYS = ("title", "content", "next_action")
 
-# Sent to servers that enforce schemas.  No minLength: several servers reject it in strict
-# mode; emptiness is checked after parsing instead.
+# Sent to servers that enforce schemas.  Length limits keep a grammar-constrained model from
+# writing an empty title/content or a run-on title; emptiness is checked after parsing too,
+# for servers that enforce nothing.
 STEP_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "title": {"type": "string"},
-        "content": {"type": "string"},
+        "title": {"type": "string", "minLength": 1, "maxLength": 200},
+        "content": {"type": "string", "minLength": 1},
         "next_action": {"type": "string", "enum": ["continue", "final_answer"]},
     },
     "required": list(STEP_KEYS),

@@ -8,6 +8,7 @@ we apply it as a logits mask.  The matcher follows the tokens the loop actually 
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,11 @@ class TokenMasker:
     def __init__(self, vocab: Any, n_vocab: int, eos_tokens: list[int]) -> None:
         assert llguidance is not None
         self.n_vocab = n_vocab
-        self.tokenizer = llguidance.llamacpp.lltokenizer_from_vocab(vocab, eos_token=eos_tokens)
+        # llguidance's helper calls a llama.cpp function that warns once per token of the
+        # 150k-token vocabulary: silence that, it says nothing to our users.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.tokenizer = llguidance.llamacpp.lltokenizer_from_vocab(vocab, eos_token=eos_tokens)
         self._grammars: dict[str, str] = {}
 
     def grammar_for_schema(self, schema: dict[str, Any]) -> str:

@@ -1,0 +1,5 @@
+"""``python -m thinkchain`` is the ``thinkchain`` command."""
+
+from .cli import main
+
+main()

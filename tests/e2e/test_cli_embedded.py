@@ -1,0 +1,127 @@
+"""The real embedded model, end to end: structure, streams, KV reuse; never correctness."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from thinkchain import Chain, ChainSettings, StepDelta, StepDone
+from thinkchain.backends.base import GenerationRequest, TextChunk
+from thinkchain.backends.factory import embedded_backend
+from thinkchain.steps import STEP_SCHEMA, parse_step
+
+QUESTION = "How many letters r are in the word strawberry?"
+SHORT = ["--max-steps", "3", "--min-steps", "2", "--max-tokens", "160"]
+
+
+def thinkchain(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "thinkchain", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_ask_json_document_has_every_step_answer_time_and_usage(small_model_path):
+    proc = thinkchain("ask", "--model-path", str(small_model_path), *SHORT, "--json", QUESTION)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "completed" and doc["question"] == QUESTION
+    assert 1 <= len(doc["steps"]) <= 3
+    for i, step in enumerate(doc["steps"], start=1):
+        assert step["index"] == i
+        assert step["title"].strip() and step["content"].strip()
+        assert step["next_action"] in ("continue", "final_answer")
+        assert step["seconds"] > 0 and step["usage"]["completion_tokens"] > 0
+    assert doc["answer"].strip()
+    assert (
+        doc["usage"]["completion_tokens"]
+        == sum(s["usage"]["completion_tokens"] for s in doc["steps"])
+        + doc["final"]["usage"]["completion_tokens"]
+        + doc["wasted_usage"]["completion_tokens"]  # discarded attempts cost tokens too
+    )
+    assert doc["seconds"] >= sum(s["seconds"] for s in doc["steps"])
+    # The steps were shown live on stderr even in --json mode.
+    assert "Step 1:" in proc.stderr
+
+
+def test_answer_goes_to_stdout_steps_to_stderr(small_model_path):
+    proc = thinkchain("ask", "--model-path", str(small_model_path), *SHORT, QUESTION)
+    assert proc.returncode == 0, proc.stderr
+    assert "Step 1:" in proc.stderr and "Total thinking time" in proc.stderr
+    assert "Step 1:" not in proc.stdout and proc.stdout.strip()
+    # stdout holds the final answer only, exactly as the stderr view printed nothing of it.
+    assert "⏱" not in proc.stdout
+
+
+def test_model_path_from_the_environment(small_model_path):
+    proc = thinkchain(
+        "ask", *SHORT, "-q", QUESTION, env={"THINKCHAIN_MODEL_PATH": str(small_model_path)}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("path_text", "message"),
+    [("/nonexistent/model.gguf", "model file not found"), ("CORRUPT", "not a GGUF model file")],
+)
+def test_bad_model_path_gives_one_clear_line(tmp_path, path_text, message):
+    if path_text == "CORRUPT":
+        bad = tmp_path / "broken.gguf"
+        bad.write_bytes(b"this is not a model" * 100)
+        path_text = str(bad)
+    proc = thinkchain("ask", "--model-path", path_text, QUESTION)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_truncated_gguf_is_refused_cleanly(tmp_path, small_model_path):
+    # A real GGUF header followed by nothing: llama.cpp itself must refuse it.
+    cut = tmp_path / "cut.gguf"
+    with open(small_model_path, "rb") as src:
+        cut.write_bytes(src.read(1_000_000))
+    proc = thinkchain("ask", "--model-path", str(cut), QUESTION)
+    assert proc.returncode == 2 and "could not load" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_python_api_streams_steps_and_reuses_the_kv_cache(small_model_path):
+    backend = embedded_backend(small_model_path)
+    chain = Chain(backend, ChainSettings(max_steps=3, min_steps=3, max_tokens_per_step=160))
+    events = list(chain.stream(QUESTION))
+    result = events[-1].result
+    assert result.ok, result.error
+    deltas = [e for e in events if isinstance(e, StepDelta)]
+    assert len(deltas) > len(result.steps) * 3  # streamed in pieces, not in one block
+    assert len([e for e in events if isinstance(e, StepDone)]) == len(result.steps)
+    # Every step after the first finds the conversation so far in the KV cache: it evaluates
+    # only the new tokens (the previous step and the chat markup), never the whole prompt.
+    for step in result.steps[1:]:
+        usage = step.usage
+        assert usage.cached_tokens > 0
+        assert usage.evaluated_prompt_tokens < usage.prompt_tokens / 2
+    answer_usage = result.answer.usage
+    assert answer_usage.cached_tokens > answer_usage.prompt_tokens / 2
+
+
+def test_schema_mask_makes_every_step_valid_json(small_model_path):
+    backend = embedded_backend(small_model_path)
+    messages = [
+        {"role": "system", "content": "Reply with a JSON step."},
+        {"role": "user", "content": "Count the letters in 'banana'."},
+    ]
+    for seed in range(3):
+        request = GenerationRequest(
+            messages, max_tokens=400, temperature=0.7, schema=STEP_SCHEMA, seed=seed
+        )
+        text = "".join(c.text for c in backend.generate_sync(request) if isinstance(c, TextChunk))
+        step = parse_step(text)  # raises if the output were not a valid step
+        assert json.loads(text.strip())["next_action"] in ("continue", "final_answer")
+        assert step.title and step.content
