@@ -58,6 +58,7 @@ from .guards import DegenerationGuard, repeats_earlier
 from .lang import resolve_lang
 from .prompts import prompt
 from .settings import ChainSettings
+from .single_pass import SinglePass
 from .steps import (
     STEP_SCHEMA,
     StepFieldStream,
@@ -245,6 +246,12 @@ class _Run:
         if s.mode in ("direct", "cot"):
             await self._single_call(question, lang)
             return
+        if s.mode == "single-pass":
+            shape = SinglePass(self, question, lang)
+            self._check_fits(shape.base)
+            self.emit(ChainStarted(question, lang, self.backend.model, self.result.mode))
+            await shape.run_chain()
+            return
         messages: list[Message] = [
             {"role": "system", "content": prompt(lang, "step_system")},
             *self.context,
@@ -417,9 +424,11 @@ class _Run:
         *,
         ask_for_answer: bool = True,
         purpose: str = "answer",
+        announce: bool = True,
     ) -> None:
         s = self.settings
-        self.emit(AnswerStarted())
+        if announce:
+            self.emit(AnswerStarted())
         started = perf_counter()
         usage = Usage()
         temperature = s.temperature
@@ -483,8 +492,13 @@ class _Run:
         target: str,
         index: int,
         on_text: Callable[[str], None],
+        restart: Callable[[], tuple[str, int, GenerationRequest]] | None = None,
     ) -> _Generated:
-        """One call to the backend, retried on transport failures, guarded while it streams."""
+        """One call to the backend, retried on transport failures, guarded while it streams.
+
+        ``restart``, when given, builds the request for the next try after a failure (and
+        says which step or answer the failure discarded); by default the same request is sent.
+        """
         s = self.settings
         failures = 0
         while True:
@@ -535,6 +549,8 @@ class _Run:
                         )
                     ) from None
                 delay = self._backoff(failures, err.retry_after)
+                if restart is not None:
+                    target, index, request = restart()
                 where = f"{err.server}: " if err.server else ""
                 self._retry(
                     target,

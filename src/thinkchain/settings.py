@@ -8,11 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Lang = Literal["auto", "zh", "en"]
 # How the model is asked to think:
-#   iterative  one JSON step per call, the seed's shape;
-#   direct     one call, the answer only (the baseline the seed says fails);
-#   cot        one call, "think step by step, then answer" (the honest baseline).
-Mode = Literal["iterative", "direct", "cot"]
-MODES: tuple[str, ...] = ("iterative", "direct", "cot")
+#   iterative    one JSON step per call, the seed's shape;
+#   single-pass  the whole titled chain in one generation, split into steps as it streams;
+#   direct       one call, the answer only (the baseline the seed says fails);
+#   cot          one call, "think step by step, then answer" (the honest baseline).
+Mode = Literal["iterative", "single-pass", "direct", "cot"]
+MODES: tuple[str, ...] = ("iterative", "single-pass", "direct", "cot")
+DEFAULT_MODE: Mode = "iterative"
 
 # The seed and g1 allow one step too many through an off-by-one; ours is exact.
 DEFAULT_MAX_STEPS = 25
@@ -24,7 +26,7 @@ class ChainSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    mode: Mode = "iterative"
+    mode: Mode = DEFAULT_MODE
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     max_tokens_per_step: int = Field(1000, ge=16, le=32768)
     final_max_tokens: int = Field(1000, ge=16, le=32768)

@@ -164,8 +164,15 @@ def demo_backend() -> ScriptedBackend:
     answer = "There are **3** letters r in *strawberry* (positions 3, 8 and 9)."
     direct = "There are 2 letters r in strawberry."
 
+    chain = "".join(
+        f"### Step {i}: {json.loads(text)['title']}\n{json.loads(text)['content']}\n\n"
+        for i, text in enumerate(steps, start=1)
+    ) + f"### Answer\n{answer}\n"
+
     def by_purpose(request: GenerationRequest) -> ScriptItem:
-        if request.purpose == "direct":
+        if request.purpose == "chain":  # single-pass: the whole chain in one reply
+            return Reply(chain, delay=0.02)
+        if request.purpose in ("direct", "cot"):
             return Reply(direct, delay=0.01)
         if request.purpose == "answer":
             return Reply(answer, delay=0.02)

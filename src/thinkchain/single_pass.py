@@ -1,0 +1,292 @@
+"""The ``single-pass`` chain shape: the model writes its whole titled chain in one reply.
+
+One generation instead of one call per step: the model reasons freely, as in plain
+chain-of-thought, and the :class:`~thinkchain.splitter.StepSplitter` turns the stream into
+the same step events the iterative shape emits, so the page, the CLI and the proxy show live
+titled steps with their own times and tokens.
+
+What the loop still enforces, by stopping the stream and continuing in a new request that
+carries the steps written so far (the in-process backend finds them in its KV cache):
+
+* ``max_steps``: a heading for one step too many ends the reasoning; the answer is asked for;
+* ``min_steps``: an answer that comes too early is held back and the model asked to check;
+* a transport failure mid-stream keeps the finished steps and continues after them;
+* a step that repeats an earlier one ends the reasoning, as in the iterative shape.
+
+Usage: the call's completion tokens are split between steps by the chunks each received;
+its prompt tokens are counted with the first step of the request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+from .backends.base import GenerationRequest, Message
+from .events import (
+    AnswerDelta,
+    AnswerDone,
+    AnswerStarted,
+    FinalAnswer,
+    Step,
+    StepDelta,
+    StepDiscarded,
+    StepDone,
+    StepStarted,
+    Usage,
+)
+from .guards import repeats_earlier
+from .prompts import prompt
+from .splitter import Piece, StepSplitter
+
+if TYPE_CHECKING:
+    from .chain import _Run
+
+_TOKENS_PER_STEP_BUDGET = 3  # the one reply may use max_tokens_per_step × this many tokens
+
+
+class _EndStream(Exception):
+    """Raised from the text callback to close the stream on purpose."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "step_limit", "too_early", "repeat"
+
+
+@dataclass
+class _OpenStep:
+    index: int
+    heading: str  # the heading line as the model wrote it
+    started: float
+    title: str = ""
+    content: list[str] = field(default_factory=list)
+    tokens: int = 0
+    ttft: float | None = None
+
+
+class SinglePass:
+    def __init__(self, run: _Run, question: str, lang: str) -> None:
+        self.run = run
+        self.settings = run.settings
+        self.lang = lang
+        self.base: list[Message] = [
+            {"role": "system", "content": prompt(lang, "single_pass_system")},
+            *run.context,
+            {"role": "user", "content": question},
+        ]
+        self.transcript = ""  # raw text of every finished step, as the model wrote it
+        self.open: _OpenStep | None = None
+        self.splitter = StepSplitter()
+        self.in_answer = False
+        self.answer_parts: list[str] = []
+        self.answer_started = 0.0
+        self.answer_tokens = 0
+        self.answer_ttft: float | None = None
+        self.stop_reason: str | None = None
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _request(self, follow_up: str | None = None) -> GenerationRequest:
+        messages = list(self.base)
+        if self.transcript:
+            messages.append({"role": "assistant", "content": self.transcript.rstrip()})
+            messages.append({"role": "user", "content": follow_up or self._continue_text()})
+        s = self.settings
+        return GenerationRequest(
+            messages=messages,
+            max_tokens=s.max_tokens_per_step * _TOKENS_PER_STEP_BUDGET,
+            temperature=s.temperature,
+            seed=s.seed,
+            purpose="chain",
+        )
+
+    def _continue_text(self) -> str:
+        return prompt(self.lang, "continue_chain").format(next=len(self.run.result.steps) + 1)
+
+    def _restart_after_failure(self) -> tuple[str, int, GenerationRequest]:
+        """A transport failure cut the stream: keep finished steps, continue after them."""
+        index = self.open.index if self.open else 0
+        target = "answer" if self.in_answer else "step"
+        self._drop_open()
+        self._reset_stream_state()
+        return target, index, self._request()
+
+    def _reset_stream_state(self) -> None:
+        self.splitter = StepSplitter()
+        self.in_answer = False
+        self.answer_parts = []
+        self.answer_tokens = 0
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def run_chain(self) -> None:
+        run, s = self.run, self.settings
+        follow_up: str | None = None
+        early_answers = 0  # answers held back for min_steps; bounded so the loop ends
+        while True:
+            self._reset_stream_state()
+            self.stop_reason = None
+            request = self._request(follow_up)
+            follow_up = None
+            completion_usage = Usage()
+            first_step = len(run.result.steps)
+            try:
+                generated = await run._generate(
+                    request,
+                    "step",
+                    len(run.result.steps) + 1,
+                    self._on_text,
+                    restart=self._restart_after_failure,
+                )
+                completion_usage = generated.completion.usage
+                for piece in self.splitter.finish():
+                    self._handle(piece)
+            except _EndStream as end:
+                self.stop_reason = end.reason
+            self._account_prompt(completion_usage, first_step)
+            if self.stop_reason == "too_early" and early_answers < s.max_attempts:
+                early_answers += 1
+                # The model answered before min_steps: its answer is held back; ask it to check.
+                remaining = s.min_steps - len(run.result.steps)
+                follow_up = prompt(self.lang, "keep_checking_chain").format(
+                    remaining=remaining, next=len(run.result.steps) + 1
+                )
+                continue
+            if self.stop_reason in ("step_limit", "repeat", "too_early"):
+                self._drop_open()
+                run.result.hit_step_limit = self.stop_reason == "step_limit"
+                break
+            self._close_open()
+            if self.in_answer and "".join(self.answer_parts).strip():
+                self._finish_answer(completion_usage)
+                return
+            break
+        # No usable answer in the reply: ask for it, with the steps as the assistant's turn.
+        messages = list(self.base)
+        if self.transcript:
+            messages.append({"role": "assistant", "content": self.transcript.rstrip()})
+        await run._answer(messages, self.lang, announce=not self.in_answer)
+
+    # -- stream handling ----------------------------------------------------------------------
+
+    def _on_text(self, delta: str) -> None:
+        for piece in self.splitter.feed(delta):
+            self._handle(piece)
+        # Token accounting: each chunk is one token for llama.cpp and about one for servers.
+        if self.in_answer:
+            self.answer_tokens += 1
+            if self.answer_ttft is None:
+                self.answer_ttft = perf_counter() - self.answer_started
+        elif self.open is not None:
+            self.open.tokens += 1
+
+    def _handle(self, piece: Piece) -> None:
+        run = self.run
+        if piece.kind == "step":
+            self._close_open()
+            if len(run.result.steps) >= self.settings.max_steps:
+                raise _EndStream("step_limit")
+            self._open_step(piece.text, piece.number)
+        elif piece.kind == "title":
+            assert self.open is not None
+            self.open.title = piece.text
+            run.emit(StepDelta(self.open.index, "title", piece.text))
+        elif piece.kind == "content":
+            if self.open is None:
+                if not piece.text.strip():
+                    self.transcript += piece.text
+                    return
+                self._open_step("", 0)  # text before the first heading: an untitled step
+            assert self.open is not None
+            if self.open.ttft is None:
+                self.open.ttft = perf_counter() - self.open.started
+            self.open.content.append(piece.text)
+            run.emit(StepDelta(self.open.index, "content", piece.text))
+        elif piece.kind == "answer_start":
+            self._close_open()
+            if len(run.result.steps) < self.settings.min_steps:
+                raise _EndStream("too_early")
+            self.in_answer = True
+            self.answer_started = perf_counter()
+            run.emit(AnswerStarted())
+        elif piece.kind == "answer":
+            self.answer_parts.append(piece.text)
+            run.emit(AnswerDelta(piece.text))
+
+    def _open_step(self, heading: str, number: int) -> None:
+        index = len(self.run.result.steps) + 1
+        self.open = _OpenStep(index=index, heading=heading, started=perf_counter())
+        self.run.emit(StepStarted(index))
+
+    def _drop_open(self) -> None:
+        if self.open is not None:
+            self.run.result.wasted_usage = self.run.result.wasted_usage + Usage(
+                completion_tokens=self.open.tokens, estimated=True
+            )
+            self.open = None
+
+    def _close_open(self) -> None:
+        step_state, self.open = self.open, None
+        if step_state is None:
+            return
+        run = self.run
+        content = "".join(step_state.content).strip()
+        if not content and not step_state.title:
+            return
+        earlier = [step.content for step in run.result.steps]
+        if earlier and repeats_earlier(content, earlier):
+            run.result.repeated_steps += 1
+            run.result.wasted_usage = run.result.wasted_usage + Usage(
+                completion_tokens=step_state.tokens, estimated=True
+            )
+            run.emit(
+                StepDiscarded(step_state.index, "it repeats an earlier step; reasoning stops here")
+            )
+            raise _EndStream("repeat")
+        title = step_state.title or (
+            f"Step {step_state.index}" if self.lang == "en" else f"步骤 {step_state.index}"
+        )
+        step = Step(
+            index=step_state.index,
+            title=title,
+            content=content or title,
+            next_action="continue",
+            seconds=perf_counter() - step_state.started,
+            ttft=step_state.ttft,
+            usage=Usage(completion_tokens=step_state.tokens),
+        )
+        run.result.steps.append(step)
+        self.transcript += step_state.heading + "".join(step_state.content)
+        run.emit(StepDone(step))
+
+    def _account_prompt(self, usage: Usage, first_step: int) -> None:
+        """The call's prompt tokens go to the first step it produced (the answer's are counted
+        with the answer); a call that produced neither spent them for nothing."""
+        if not usage.prompt_tokens or self.in_answer:
+            return
+        prompt_part = Usage(prompt_tokens=usage.prompt_tokens, cached_tokens=usage.cached_tokens)
+        steps = self.run.result.steps
+        if first_step < len(steps):
+            steps[first_step] = replace(
+                steps[first_step], usage=steps[first_step].usage + prompt_part
+            )
+        else:
+            self.run.result.wasted_usage = self.run.result.wasted_usage + prompt_part
+
+    def _finish_answer(self, usage: Usage) -> None:
+        run = self.run
+        text = "".join(self.answer_parts).strip()
+        answer_usage = Usage(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=self.answer_tokens,
+            cached_tokens=usage.cached_tokens,
+        )
+        answer = FinalAnswer(
+            text=text,
+            seconds=perf_counter() - self.answer_started,
+            ttft=self.answer_ttft,
+            usage=answer_usage,
+        )
+        run.result.answer = answer
+        run.emit(AnswerDone(answer))

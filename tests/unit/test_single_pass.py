@@ -1,0 +1,214 @@
+"""The single-pass shape: one generation, split into live titled steps while it streams."""
+
+from __future__ import annotations
+
+import pytest
+
+from thinkchain import Chain, ChainSettings
+from thinkchain.backends.base import TransportError
+from thinkchain.backends.scripted import Fault, Reply, ScriptedBackend
+from thinkchain.events import (
+    AnswerDelta,
+    AnswerDone,
+    AnswerStarted,
+    ChainCompleted,
+    Retry,
+    StepDelta,
+    StepDiscarded,
+    StepDone,
+    StepStarted,
+)
+from thinkchain.prompts import prompt
+from thinkchain.splitter import StepSplitter
+
+CHAIN = """### Step 1: Restate the question
+We count the letter r in strawberry.
+
+### Step 2: Spell it out
+s, t, r (1), a, w, b, e, r (2), r (3), y.
+
+### Step 3: Check
+Counting backwards: y, r, r, e, b, w, a, r, t, s gives 3 again.
+
+### Answer
+**3**: positions 3, 8 and 9.
+"""
+
+
+def run(script, **settings):
+    backend = ScriptedBackend(script)
+    chain = Chain(backend, ChainSettings(mode="single-pass", retry_base_delay=0, **settings))
+    events = list(chain.stream("How many r are in strawberry?"))
+    return backend, events, events[-1].result
+
+
+def merged(pieces):
+    out = []
+    for p in pieces:
+        if out and p.kind in ("content", "answer") and out[-1][0] == p.kind:
+            out[-1] = (p.kind, out[-1][1] + p.text)
+        else:
+            out.append((p.kind, p.number if p.kind == "step" else p.text))
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 13, 10_000])
+def test_splitter_gives_the_same_steps_whatever_the_chunking(chunk):
+    splitter = StepSplitter()
+    pieces = []
+    for i in range(0, len(CHAIN), chunk):
+        pieces += splitter.feed(CHAIN[i : i + chunk])
+    pieces += splitter.finish()
+    assert merged(pieces) == [
+        ("step", 1),
+        ("title", "Restate the question"),
+        ("content", "We count the letter r in strawberry.\n\n"),
+        ("step", 2),
+        ("title", "Spell it out"),
+        ("content", "s, t, r (1), a, w, b, e, r (2), r (3), y.\n\n"),
+        ("step", 3),
+        ("title", "Check"),
+        ("content", "Counting backwards: y, r, r, e, b, w, a, r, t, s gives 3 again.\n\n"),
+        ("answer_start", ""),
+        ("answer", "**3**: positions 3, 8 and 9.\n"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "**Step 1: Add**\n2+2\n**Answer:** 4",
+            [
+                ("step", 1),
+                ("title", "Add"),
+                ("content", "2+2\n"),
+                ("answer_start", ""),
+                ("answer", " 4"),
+            ],
+        ),
+        (
+            "步骤 1：相加\n2+2=4\n答案：4",
+            [
+                ("step", 1),
+                ("title", "相加"),
+                ("content", "2+2=4\n"),
+                ("answer_start", ""),
+                ("answer", "4"),
+            ],
+        ),
+        (
+            "Step 1.\nStepping stones are 4.\nAnswering: no.\n",
+            [("step", 1), ("content", "Stepping stones are 4.\nAnswering: no.\n")],
+        ),
+        (
+            "Some preamble\n## Step 2 - Next\nx",
+            [("content", "Some preamble\n"), ("step", 2), ("title", "Next"), ("content", "x")],
+        ),
+    ],
+)
+def test_splitter_reads_heading_variants(text, expected):
+    for chunk in (1, 1000):
+        splitter = StepSplitter()
+        pieces = []
+        for i in range(0, len(text), chunk):
+            pieces += splitter.feed(text[i : i + chunk])
+        pieces += splitter.finish()
+        got = merged(pieces)
+        # Leading whitespace of streamed answer text depends on the chunking; compare stripped.
+        assert [(k, v.strip() if isinstance(v, str) else v) for k, v in got] == [
+            (k, v.strip() if isinstance(v, str) else v) for k, v in expected
+        ]
+
+
+def test_one_generation_becomes_live_steps_and_the_answer():
+    backend, events, result = run([Reply(CHAIN, chunk_size=3)])
+    assert isinstance(events[-1], ChainCompleted)
+    assert [s.title for s in result.steps] == ["Restate the question", "Spell it out", "Check"]
+    assert result.answer.text == "**3**: positions 3, 8 and 9."
+    assert len(backend.requests) == 1 and backend.requests[0].purpose == "chain"
+    assert backend.requests[0].messages[0]["content"] == prompt("en", "single_pass_system")
+    # Steps stream: started, title, content deltas, done -- in order, before the answer.
+    kinds = [type(e) for e in events]
+    assert kinds.index(StepStarted) < kinds.index(StepDelta) < kinds.index(StepDone)
+    assert kinds.index(AnswerStarted) > max(i for i, k in enumerate(kinds) if k is StepDone)
+    content = "".join(
+        e.text for e in events if isinstance(e, StepDelta) and e.index == 2 and e.field == "content"
+    )
+    assert content.strip() == "s, t, r (1), a, w, b, e, r (2), r (3), y."
+    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)).strip() == (
+        result.answer.text
+    )
+    # Every generated token is counted once: steps + answer = the whole reply.
+    total = sum(s.usage.completion_tokens for s in result.steps)
+    assert total + result.answer.usage.completion_tokens == result.usage.completion_tokens
+    assert all(s.seconds >= 0 for s in result.steps)
+
+
+def test_no_answer_heading_asks_for_the_answer_separately():
+    no_answer = CHAIN.split("### Answer")[0]
+    backend, events, result = run([no_answer, "It is 3."])
+    assert result.answer.text == "It is 3."
+    assert [r.purpose for r in backend.requests] == ["chain", "answer"]
+    follow = backend.requests[1].messages
+    assert follow[-2]["role"] == "assistant" and follow[-2]["content"].startswith("### Step 1")
+    assert follow[-1]["content"] == prompt("en", "final_answer")
+    assert sum(isinstance(e, AnswerStarted) for e in events) == 1
+
+
+def test_step_limit_cuts_the_stream_and_the_answer_is_requested():
+    backend, _, result = run([CHAIN, "3"], max_steps=2, min_steps=0)
+    assert len(result.steps) == 2 and result.hit_step_limit
+    assert result.answer.text == "3"
+    assert "### Step 3" not in backend.requests[1].messages[-2]["content"]
+
+
+def test_an_answer_before_min_steps_is_held_back_and_checking_requested():
+    early = "### Step 1: Guess\nIt is 3.\n### Answer\n3\n"
+    rest = "### Step 2: Check\nSpelled out: 3.\n### Step 3: Again\nStill 3.\n### Answer\n**3**\n"
+    backend, events, result = run([early, rest], min_steps=3)
+    assert [s.title for s in result.steps] == ["Guess", "Check", "Again"]
+    assert result.answer.text == "**3**"
+    second = backend.requests[1].messages
+    assert second[-2] == {"role": "assistant", "content": "### Step 1: Guess\nIt is 3."}
+    assert second[-1]["content"] == prompt("en", "keep_checking_chain").format(remaining=2, next=2)
+    assert sum(isinstance(e, AnswerStarted) for e in events) == 1
+
+
+def test_transport_failure_mid_stream_keeps_finished_steps_and_continues():
+    # Cut inside step 3: steps 1 and 2 are finished, step 3 is not (its end is unknown).
+    cut_after = CHAIN.split("### Step 3")[0] + "### Step 3: Check\nCounting back"
+    rest = "### Step 3: Check\nAgain 3.\n### Answer\n3\n"
+    backend, events, result = run(
+        [Fault(TransportError("cut", server="s"), after_text=cut_after), rest]
+    )
+    assert [s.title for s in result.steps] == ["Restate the question", "Spell it out", "Check"]
+    retry = next(e for e in events if isinstance(e, Retry))
+    assert retry.target == "step" and retry.index == 3
+    continued = backend.requests[1].messages
+    assert continued[-2]["content"].endswith("r (3), y.")
+    assert continued[-1]["content"] == prompt("en", "continue_chain").format(next=3)
+    assert result.answer.text == "3"
+
+
+def test_a_repeated_step_ends_the_reasoning():
+    text = "### Step 1: A\nThe same long sentence about the problem, repeated word for word.\n"
+    backend, events, result = run([text * 2 + "### Answer\n1\n", "1"])
+    assert len(result.steps) == 1 and result.repeated_steps == 1
+    assert any(isinstance(e, StepDiscarded) for e in events)
+    assert result.ok and isinstance(events[-2], AnswerDone)
+
+
+def test_text_without_any_heading_is_one_untitled_step():
+    _, _, result = run(["I think it is 3 because of r, r, r.", "3"])
+    assert len(result.steps) == 1 and result.steps[0].title == "Step 1"
+    assert result.answer.text == "3"
+
+
+def test_chinese_single_pass_uses_chinese_prompts():
+    backend = ScriptedBackend(["### 步骤 1：复述\n数 r。\n### 答案\n3\n"])
+    result = Chain(backend, ChainSettings(mode="single-pass", min_steps=1)).run(
+        "strawberry中有多少个字母r？"
+    )
+    assert backend.requests[0].messages[0]["content"] == prompt("zh", "single_pass_system")
+    assert result.steps[0].title == "复述" and result.answer.text == "3"
