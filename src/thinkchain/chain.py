@@ -60,11 +60,13 @@ from .prompts import prompt
 from .settings import ChainSettings
 from .single_pass import SinglePass
 from .steps import (
-    STEP_SCHEMA,
+    JSON_STEPS,
+    TEXT_STEPS,
     StepFieldStream,
+    StepFormat,
     StepFormatError,
+    TextFieldStream,
     parse_step,
-    repair_truncated,
 )
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -133,22 +135,6 @@ def _echo(text: str) -> str:
     return squeezed or "(empty)"
 
 
-def _step_message_text(raw: str, canonical: str) -> str:
-    """What a step looks like in the conversation afterwards.
-
-    The model's own text when it is exactly the step as read (so an in-process backend finds
-    those tokens already in its KV cache); the canonical JSON when anything was repaired.
-    """
-    stripped = raw.strip()
-    if stripped.startswith("{") and stripped.endswith("}"):
-        try:
-            if json.loads(stripped) == json.loads(canonical):
-                return stripped
-        except ValueError:
-            pass
-    return canonical
-
-
 class _Run:
     """State of one chain while it runs.  Lives in its own asyncio task (the producer)."""
 
@@ -170,6 +156,7 @@ class _Run:
         self.interrupt: ErrorKind | None = None
         self.task: asyncio.Task[None] | None = None
         self.generated = 0  # completion tokens of all calls, counted as they stream
+        self.step_format = TEXT_STEPS if settings.mode == "iterative-text" else JSON_STEPS
         lang = settings.lang if settings.lang != "auto" else "en"
         self.result = ChainResult(
             question=question, lang=lang, model=backend.model, mode=settings.mode
@@ -253,7 +240,7 @@ class _Run:
             await shape.run_chain()
             return
         messages: list[Message] = [
-            {"role": "system", "content": prompt(lang, "step_system")},
+            {"role": "system", "content": prompt(lang, self.step_format.system_prompt)},
             *self.context,
             {"role": "user", "content": question},
         ]
@@ -314,6 +301,7 @@ class _Run:
 
     async def _step(self, index: int, messages: list[Message], lang: str) -> _StepOutcome | None:
         s = self.settings
+        fmt = self.step_format
         self.emit(StepStarted(index))
         started = perf_counter()
         usage = Usage()
@@ -322,9 +310,9 @@ class _Run:
         last_error = ""
         notes: list[str] = []
         for attempt in range(1, s.max_attempts + 1):
-            fields = StepFieldStream()
+            fields = fmt.fields()
 
-            def on_text(delta: str, fields: StepFieldStream = fields) -> None:
+            def on_text(delta: str, fields: StepFieldStream | TextFieldStream = fields) -> None:
                 for name, text in fields.feed(delta):
                     self.emit(StepDelta(index, name, text))  # type: ignore[arg-type]
 
@@ -332,9 +320,10 @@ class _Run:
                 messages=[*messages, *follow_up],
                 max_tokens=s.max_tokens_per_step,
                 temperature=temperature,
-                schema=STEP_SCHEMA,
+                schema=fmt.schema,
                 seed=s.seed,
                 purpose="step",
+                extra=fmt.extra,
             )
             try:
                 generated = await self._generate(request, "step", index, on_text)
@@ -343,21 +332,21 @@ class _Run:
                 self.result.degenerate_outputs += 1
                 last_error = bad.reason
                 temperature = min(1.0, temperature + _TEMPERATURE_BUMP)
-                follow_up = self._feedback(lang, bad.text, bad.reason)
+                follow_up = self._feedback(lang, bad.text, bad.reason, fmt)
                 if attempt < s.max_attempts:
                     self._retry("step", index, attempt, bad.reason)
                 continue
             usage = usage + generated.completion.usage
             try:
-                parsed = parse_step(generated.text)
+                parsed = fmt.parse(generated.text)
             except StepFormatError as err:
-                repaired = repair_truncated(generated.text) if err.truncated else None
+                repaired = fmt.repair(generated.text) if err.truncated else None
                 if attempt == s.max_attempts and repaired is not None:
                     parsed = repaired
                     notes.append("repaired: the step was cut off at the token limit")
                 else:
                     last_error = str(err)
-                    follow_up = self._feedback(lang, generated.text, last_error)
+                    follow_up = self._feedback(lang, generated.text, last_error, fmt)
                     if attempt < s.max_attempts:
                         self._retry("step", index, attempt, last_error)
                     continue
@@ -383,9 +372,8 @@ class _Run:
                 attempts=attempt,
                 notes=tuple(notes),
             )
-            return _StepOutcome(
-                step, _step_message_text(generated.text, parsed.canonical), kept_going
-            )
+            kept_text = generated.text.strip() if fmt.keep_raw(generated.text, parsed) else None
+            return _StepOutcome(step, kept_text or parsed.canonical, kept_going)
         self.result.wasted_usage = self.result.wasted_usage + usage
         raise _Stop(
             ChainError(
@@ -395,10 +383,10 @@ class _Run:
             )
         )
 
-    def _feedback(self, lang: str, bad_text: str, error: str) -> list[Message]:
+    def _feedback(self, lang: str, bad_text: str, error: str, fmt: StepFormat) -> list[Message]:
         return [
             {"role": "assistant", "content": _echo(bad_text)},
-            {"role": "user", "content": prompt(lang, "invalid_step").format(error=error)},
+            {"role": "user", "content": prompt(lang, fmt.invalid_prompt).format(error=error)},
         ]
 
     def _retry(self, target: str, index: int, attempt: int, reason: str) -> None:

@@ -9,11 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Lang = Literal["auto", "zh", "en"]
 # How the model is asked to think:
 #   iterative    one JSON step per call, the seed's shape;
+#   iterative-text  one step per call, free text inside a minimal "Title:/Next:" envelope;
 #   single-pass  the whole titled chain in one generation, split into steps as it streams;
 #   direct       one call, the answer only (the baseline the seed says fails);
 #   cot          one call, "think step by step, then answer" (the honest baseline).
-Mode = Literal["iterative", "single-pass", "direct", "cot"]
-MODES: tuple[str, ...] = ("iterative", "single-pass", "direct", "cot")
+Mode = Literal["iterative", "iterative-text", "single-pass", "direct", "cot"]
+MODES: tuple[str, ...] = ("iterative", "iterative-text", "single-pass", "direct", "cot")
 DEFAULT_MODE: Mode = "iterative"
 
 # The seed and g1 allow one step too many through an off-by-one; ours is exact.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,3 +257,168 @@ class StepFieldStream:
     @property
     def content(self) -> str:
         return self._emitted["content"]
+
+
+# --------------------------------------------------------------------------------------------
+# Free-text steps inside a minimal envelope ("iterative-text" mode)
+# --------------------------------------------------------------------------------------------
+#
+#     Title: Spell the word out
+#     s, t, r, a, w, b, e, r, r, y ...
+#     Next: continue
+#
+# Only the first and the last line have a fixed shape; the reasoning between them is free
+# text, which published work finds costs less accuracy than JSON-escaped strings.  The
+# in-process backend enforces the envelope with this regular expression; servers get the
+# prompt and the lenient parser.
+
+TEXT_STEP_REGEX = r"Title: [^\n]{1,120}\n[\s\S]+\nNext: (continue|final_answer)"
+
+_TITLE_LINE = re.compile(
+    r"^\s*(?:#{1,6}\s*)?(?:\*\*|__)?\s*(?:title|标题)\s*(?:\*\*|__)?\s*[:：]\s*(?:\*\*|__)?"
+    r"\s*(.*?)\s*(?:\*\*|__)?\s*$",
+    re.I,
+)
+_HEADING_LINE = re.compile(r"^\s*#{1,6}\s+(.+?)\s*$")
+_NEXT_LINE = re.compile(
+    r"^\s*(?:\*\*|__)?\s*(?:next(?:\s+action)?|next_action|下一步)\s*(?:\*\*|__)?\s*[:：]\s*"
+    r"(?:\*\*|__|`)?\s*([A-Za-z_\- ]+?)\s*(?:\*\*|__|`)?\s*\.?\s*$",
+    re.I,
+)
+
+
+def parse_text_step(text: str) -> ParsedStep:
+    """Read a free-text step (title line, reasoning, ``Next:`` line), leniently."""
+    lines = [ln for ln in _strip_fences(text or "").strip().splitlines()]
+    if not lines:
+        raise StepFormatError("the reply is empty")
+    first = _TITLE_LINE.match(lines[0]) or _HEADING_LINE.match(lines[0])
+    if not first or not first.group(1).strip():
+        raise StepFormatError('the first line must be "Title: <a few words>"')
+    title = first.group(1).strip().strip("*_").strip()
+    body = lines[1:]
+    while body and not body[-1].strip():
+        body.pop()
+    action_match = _NEXT_LINE.match(body[-1]) if body else None
+    if action_match is None:
+        raise StepFormatError(
+            'the last line must be "Next: continue" or "Next: final_answer"', truncated=True
+        )
+    action = normalise_next_action(action_match.group(1))
+    content = "\n".join(body[:-1]).strip()
+    if not content:
+        raise StepFormatError("the step has a title but no reasoning")
+    canonical = f"Title: {title}\n{content}\nNext: {action}"
+    return ParsedStep(title, content, action, canonical)
+
+
+def repair_text_step(text: str) -> ParsedStep | None:
+    """A text step cut at the token limit: keep its title and the reasoning so far."""
+    try:
+        return parse_text_step(text.rstrip() + "\nNext: continue")
+    except StepFormatError:
+        return None
+
+
+class TextFieldStream:
+    """Title and content deltas of a free-text step while it streams.
+
+    The title is the first line (sent once complete); the content streams as it comes, except
+    a line that may turn out to be the closing ``Next:`` line, which is held until it ends.
+    """
+
+    __slots__ = ("_done_title", "_line", "_title")
+
+    _MAYBE_NEXT = re.compile(r"^\s*(?:\*\*|__)?\s*(?:n|ne|nex|next|下|下一|下一步)", re.I)
+
+    def __init__(self) -> None:
+        self._title = ""
+        self._done_title = False
+        self._line = ""
+
+    def feed(self, delta: str) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        self._line += delta
+        while "\n" in self._line:
+            line, self._line = self._line.split("\n", 1)
+            self._complete(line + "\n", out)
+        if self._done_title and self._line and not self._MAYBE_NEXT.match(self._line):
+            out.append(("content", self._line))
+            self._line = ""
+        return out
+
+    def _complete(self, line: str, out: list[tuple[str, str]]) -> None:
+        if not self._done_title:
+            if not line.strip():
+                return
+            match = _TITLE_LINE.match(line) or _HEADING_LINE.match(line)
+            self._title = (match.group(1) if match else line).strip().strip("*_").strip()
+            self._done_title = True
+            out.append(("title", self._title))
+            return
+        if _NEXT_LINE.match(line.strip()):
+            return
+        out.append(("content", line))
+
+    @property
+    def title(self) -> str:
+        return self._title
+
+
+# --------------------------------------------------------------------------------------------
+# The step formats a chain can ask for
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepFormat:
+    """Everything that differs between JSON steps and free-text steps."""
+
+    name: str
+    system_prompt: str  # prompt name (prompts/<lang>/<name>.md)
+    invalid_prompt: str
+    schema: dict[str, Any] | None
+    extra: dict[str, Any]
+    parse: Callable[[str], ParsedStep]
+    repair: Callable[[str], ParsedStep | None]
+    fields: Callable[[], StepFieldStream | TextFieldStream]
+    keep_raw: Callable[[str, ParsedStep], bool]  # may the model's own text stay in the chat?
+
+
+def _json_raw_is_clean(raw: str, parsed: ParsedStep) -> bool:
+    stripped = raw.strip()
+    if not (stripped.startswith("{") and stripped.endswith("}")):
+        return False
+    try:
+        return bool(json.loads(stripped) == json.loads(parsed.canonical))
+    except ValueError:
+        return False
+
+
+def _text_raw_is_clean(raw: str, parsed: ParsedStep) -> bool:
+    return raw.strip() == parsed.canonical
+
+
+JSON_STEPS = StepFormat(
+    name="json",
+    system_prompt="step_system",
+    invalid_prompt="invalid_step",
+    schema=STEP_SCHEMA,
+    extra={},
+    parse=parse_step,
+    repair=repair_truncated,
+    fields=StepFieldStream,
+    keep_raw=_json_raw_is_clean,
+)
+
+TEXT_STEPS = StepFormat(
+    name="text",
+    system_prompt="text_step_system",
+    invalid_prompt="invalid_text_step",
+    schema=None,
+    extra={"regex": TEXT_STEP_REGEX},
+    parse=parse_text_step,
+    repair=repair_text_step,
+    fields=TextFieldStream,
+    keep_raw=_text_raw_is_clean,
+)

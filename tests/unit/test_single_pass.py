@@ -193,7 +193,7 @@ def test_transport_failure_mid_stream_keeps_finished_steps_and_continues():
 
 def test_a_repeated_step_ends_the_reasoning():
     text = "### Step 1: A\nThe same long sentence about the problem, repeated word for word.\n"
-    backend, events, result = run([text * 2 + "### Answer\n1\n", "1"])
+    _backend, events, result = run([text * 2 + "### Answer\n1\n", "1"])
     assert len(result.steps) == 1 and result.repeated_steps == 1
     assert any(isinstance(e, StepDiscarded) for e in events)
     assert result.ok and isinstance(events[-2], AnswerDone)

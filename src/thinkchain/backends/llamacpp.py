@@ -289,23 +289,23 @@ class LlamaCppBackend:
 
     def _constraint(self, request: GenerationRequest) -> Any:
         lark = request.extra.get("lark")
-        if request.schema is None and lark is None:
+        regex = request.extra.get("regex")
+        if request.schema is None and lark is None and regex is None:
             return None
         if self._use_mask:
             masker = self._get_masker()
-            grammar = (
-                masker.grammar_for_lark(lark)
-                if lark is not None
-                else masker.grammar_for_schema(request.schema)  # type: ignore[arg-type]
-            )
+            if lark is not None:
+                grammar = masker.grammar_for_lark(lark)
+            elif regex is not None:
+                grammar = masker.grammar_for_regex(regex)
+            else:
+                grammar = masker.grammar_for_schema(request.schema)  # type: ignore[arg-type]
             try:
                 return masker.matcher(grammar)
             except ValueError as err:
                 raise RequestRejected(str(err), server=self.name) from err
-        if lark is not None:
-            raise RequestRejected(
-                "grammars need llguidance: pip install llguidance", server=self.name
-            )
+        if lark is not None or regex is not None:
+            return None  # no llguidance: free text, parsed leniently afterwards
         import json
 
         from llama_cpp import LlamaGrammar

@@ -15,7 +15,7 @@ import re
 import socket
 import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,33 +118,54 @@ class _Server:
 
 @dataclass
 class ServerPool:
-    """Least-outstanding-requests choice among servers; failing servers cool down."""
+    """Least-outstanding-requests choice among servers; failing servers cool down.
+
+    A failure puts a server aside for a cool-down that doubles with each consecutive failure
+    (1 s, 2 s, ... 30 s).  When it ends, the server gets one trial request before it gets its
+    share again, and a success clears its record.  Requests that were already in flight when a
+    server went down fail together; they count as one failure, not one each.  When every
+    server is cooling down, the one that comes back first is tried (the chain's own retries
+    and backoff decide when to give up).
+    """
 
     urls: list[str]
     base_cooldown: float = 1.0
     max_cooldown: float = 30.0
+    clock: Callable[[], float] = time.monotonic
     servers: list[_Server] = field(init=False)
 
     def __post_init__(self) -> None:
         self.servers = [_Server(u) for u in self.urls]
 
     def pick(self) -> _Server:
-        now = time.monotonic()
+        now = self.clock()
         healthy = [s for s in self.servers if s.down_until <= now]
-        if healthy:
+        # Least-outstanding would send every new request at once to a server just back from a
+        # cool-down (it has none in flight); one trial at a time until it has proven itself.
+        proven = [s for s in healthy if s.failures == 0 or s.outstanding == 0]
+        candidates = proven or healthy
+        if candidates:
             # Ties go to the server listed first, so one server gets warm caches.
-            return min(healthy, key=lambda s: s.outstanding)
+            return min(candidates, key=lambda s: s.outstanding)
         return min(self.servers, key=lambda s: s.down_until)
 
     def failed(self, server: _Server) -> None:
+        now = self.clock()
+        if server.down_until > now:
+            return  # already cooling down: another request saw the same outage
         server.failures += 1
         if len(self.servers) > 1:
             cooldown = min(self.max_cooldown, self.base_cooldown * 2 ** (server.failures - 1))
-            server.down_until = time.monotonic() + cooldown
+            server.down_until = now + cooldown
 
     def succeeded(self, server: _Server) -> None:
         server.failures = 0
         server.down_until = 0.0
+
+    def is_down(self, url: str) -> bool:
+        """Whether the server at ``url`` is cooling down now (for status pages and tests)."""
+        now = self.clock()
+        return any(s.url == url and s.down_until > now for s in self.servers)
 
 
 class OpenAICompatBackend:

@@ -56,6 +56,13 @@ class TokenMasker:
             self._grammars[key] = grammar
         return grammar
 
+    def grammar_for_regex(self, regex: str) -> str:
+        grammar = self._grammars.get(regex)
+        if grammar is None:
+            grammar = llguidance.LLMatcher.grammar_from_regex(regex)
+            self._grammars[regex] = grammar
+        return grammar
+
     def grammar_for_lark(self, lark: str) -> str:
         grammar = self._grammars.get(lark)
         if grammar is None:

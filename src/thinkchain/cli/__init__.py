@@ -6,6 +6,7 @@ import typer
 
 from .ask import ask
 from .models_cmd import models_app
+from .serve_cmd import serve
 
 app = typer.Typer(
     name="thinkchain",
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.command()(ask)
 app.add_typer(models_app, name="models")
+app.command()(serve)
 
 
 def main() -> None:

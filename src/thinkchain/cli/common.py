@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -62,8 +63,10 @@ ModelPathOpt = Annotated[
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
+    # Escaped: messages quote user input and install hints like 'thinkchain[vllm]', which
+    # rich would otherwise take for markup and drop.
     err_console.print(
-        f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True
+        f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True
     )
     raise typer.Exit(code)
 
