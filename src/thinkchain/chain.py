@@ -23,6 +23,7 @@ from time import perf_counter
 from typing import Any
 
 from . import _bridge
+from .answers import extract_answer, same_answer
 from .backends.base import (
     Backend,
     BackendError,
@@ -222,6 +223,11 @@ class _Run:
     # -- the chain --------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        await self._reason()
+        if self.settings.verify and self.result.answer is not None:
+            await self._verify()
+
+    async def _reason(self) -> None:
         s = self.settings
         try:
             question = clean_question(self.raw_question, s.max_question_chars)
@@ -272,6 +278,76 @@ class _Run:
         else:
             self.result.hit_step_limit = True
         await self._answer(messages, lang)
+
+    async def _verify(self) -> None:
+        """Solve again by another method and compare; a different result revises the answer.
+
+        Shown as one more step.  If the check itself fails (server down, degenerate output),
+        the answer stands as it was and the check is dropped.
+        """
+        s = self.settings
+        lang = self.result.lang
+        original = self.result.answer
+        assert original is not None
+        index = len(self.result.steps) + 1
+        title = "Verification" if lang == "en" else "验证"
+        self.emit(StepStarted(index))
+        self.emit(StepDelta(index, "title", title))
+        started = perf_counter()
+        messages: list[Message] = [
+            {"role": "system", "content": prompt(lang, "verify_system")},
+            {
+                "role": "user",
+                "content": prompt(lang, "verify_user").format(
+                    question=self.result.question, answer=original.text
+                ),
+            },
+        ]
+        request = GenerationRequest(
+            messages=messages,
+            max_tokens=s.max_tokens_per_step,
+            temperature=s.temperature,
+            seed=s.seed,
+            purpose="verify",
+        )
+
+        def on_text(delta: str) -> None:
+            self.emit(StepDelta(index, "content", delta))
+
+        try:
+            generated = await self._generate(request, "step", index, on_text)
+        except (_Stop, _Degenerated) as failed:
+            reason = failed.error.message if isinstance(failed, _Stop) else failed.reason
+            self.emit(StepDiscarded(index, f"the check failed ({reason}); the answer stands"))
+            return
+        text = generated.text.strip()
+        step = Step(
+            index=index,
+            title=title,
+            content=text or "-",
+            next_action="final_answer",
+            seconds=perf_counter() - started,
+            ttft=generated.ttft,
+            usage=generated.completion.usage,
+            notes=("verification",),
+        )
+        self.result.steps.append(step)
+        self.emit(StepDone(step))
+        checked_line = _answer_line(text)
+        checked = extract_answer(checked_line) if checked_line else None
+        proposed = extract_answer(original.text)
+        if checked is None or proposed is None or same_answer(checked, proposed):
+            return
+        self.result.revised = True
+        self._retry("answer", 0, 1, "the verification reached a different result")
+        self.emit(AnswerStarted())
+        assert checked_line is not None
+        self.emit(AnswerDelta(checked_line))
+        revised = FinalAnswer(
+            text=checked_line, seconds=step.seconds, ttft=step.ttft, usage=original.usage
+        )
+        self.result.answer = revised
+        self.emit(AnswerDone(revised))
 
     def _check_fits(self, messages: list[Message]) -> None:
         window = self.backend.context_window()
@@ -569,6 +645,21 @@ class _Run:
             raise _Stop(
                 ChainError("token_budget", f"the budget of {limit:,} generated tokens is spent")
             )
+
+
+_ANSWER_LINE = re.compile(
+    r"^\s*(?:\*\*)?\s*(?:final\s+answer|answer|最终答案|答案)\s*(?:\*\*)?\s*[:：]\s*(.+)$",
+    re.I | re.M,
+)
+
+
+def _answer_line(text: str) -> str | None:
+    """The result a verification ends with ("Answer: ..."), or its last line."""
+    found = _ANSWER_LINE.findall(text)
+    if found:
+        return str(found[-1]).strip().strip("*").strip() or None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else None
 
 
 def _unwrap_answer(text: str) -> str:

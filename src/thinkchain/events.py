@@ -171,6 +171,7 @@ class ChainResult:
     repeated_steps: int = 0  # steps cut because they said again what an earlier step said
     degenerate_outputs: int = 0  # generations cut because they degenerated into loops/whitespace
     hit_step_limit: bool = False  # max_steps ended the reasoning, not the model
+    revised: bool = False  # the verification step changed the answer
     retries: int = 0  # invalid attempts and transport retries together
     # Tokens spent on attempts that left nothing behind (a step that failed, a cancelled answer).
     wasted_usage: Usage = field(default_factory=Usage)
@@ -212,6 +213,7 @@ class ChainResult:
             "repeated_steps": self.repeated_steps,
             "degenerate_outputs": self.degenerate_outputs,
             "hit_step_limit": self.hit_step_limit,
+            "revised": self.revised,
             "retries": self.retries,
         }
 

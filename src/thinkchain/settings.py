@@ -42,6 +42,8 @@ class ChainSettings(BaseModel):
     # Questions longer than this are refused before anything is generated.
     max_question_chars: int = Field(32_000, ge=1)
     seed: int | None = None
+    # After the answer, check it by solving again another way; a different result revises it.
+    verify: bool = False
     # Transport failures (refused, timed out, cut, 429, 5xx) retried per call, with exponential
     # backoff from retry_base_delay, capped at retry_max_delay; a server's Retry-After wins.
     max_retries: int = Field(4, ge=0, le=20)

@@ -1,0 +1,69 @@
+"""The verification phase: solve again another way, compare, revise."""
+
+from __future__ import annotations
+
+from thinkchain import Chain, ChainSettings
+from thinkchain.backends.base import TransportError
+from thinkchain.backends.scripted import Fault, ScriptedBackend, step_json
+from thinkchain.events import AnswerDone, Retry, StepDiscarded, StepDone
+from thinkchain.prompts import prompt
+
+STEPS = [
+    step_json("Add", "12 + 30 = 42, which is new.", "continue"),
+    step_json("Check", "Subtracting 30 from 42 gives 12 back.", "final_answer"),
+]
+
+
+def run(verify_reply, answer="**42**", **settings):
+    backend = ScriptedBackend([*STEPS, answer, verify_reply])
+    chain = Chain(backend, ChainSettings(verify=True, min_steps=0, retry_base_delay=0, **settings))
+    events = list(chain.stream("What is 12 + 30?"))
+    return backend, events, events[-1].result
+
+
+def test_agreeing_check_keeps_the_answer_and_shows_as_a_step():
+    backend, events, result = run("Counting up from 30 by 12: 42.\nAnswer: 42")
+    assert result.ok and not result.revised
+    assert result.answer.text == "**42**"
+    assert result.steps[-1].title == "Verification"
+    assert result.steps[-1].notes == ("verification",)
+    verify_request = backend.requests[-1]
+    assert verify_request.purpose == "verify"
+    assert verify_request.messages == [
+        {"role": "system", "content": prompt("en", "verify_system")},
+        {
+            "role": "user",
+            "content": prompt("en", "verify_user").format(
+                question="What is 12 + 30?", answer="**42**"
+            ),
+        },
+    ]
+    assert sum(isinstance(e, AnswerDone) for e in events) == 1
+
+
+def test_disagreeing_check_revises_the_answer():
+    _, events, result = run("Working backwards, 12 + 30 = 43.\nAnswer: **43**")
+    assert result.revised and result.answer.text == "43"
+    kinds = [type(e).__name__ for e in events]
+    # The first answer is withdrawn (a Retry on the answer) and the revised one follows.
+    retry = next(e for e in events if isinstance(e, Retry))
+    assert retry.target == "answer"
+    assert kinds.index("Retry") > kinds.index("StepDone")
+    assert [e.answer.text for e in events if isinstance(e, AnswerDone)] == ["**42**", "43"]
+
+
+def test_a_failed_check_leaves_the_answer_alone():
+    backend = ScriptedBackend([*STEPS, "**42**"] + [Fault(TransportError("down", server="s"))] * 3)
+    chain = Chain(
+        backend, ChainSettings(verify=True, min_steps=0, retry_base_delay=0, max_retries=2)
+    )
+    events = list(chain.stream("What is 12 + 30?"))
+    result = events[-1].result
+    assert result.ok and result.answer.text == "**42**"
+    assert any(isinstance(e, StepDiscarded) for e in events)
+    assert len([e for e in events if isinstance(e, StepDone)]) == 2
+
+
+def test_unreadable_check_changes_nothing():
+    _, _, result = run("I am not sure.")
+    assert not result.revised and result.answer.text == "**42**"
