@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .ask import ask
+from .eval_cmd import evaluate
 from .models_cmd import models_app
 from .serve_cmd import serve
 
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(ask)
+app.command("eval")(evaluate)
 app.add_typer(models_app, name="models")
 app.command()(serve)
 

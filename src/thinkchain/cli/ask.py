@@ -47,6 +47,10 @@ def ask(
         float | None, typer.Option(help="Budget of wall time for the whole chain.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    strategy: Annotated[
+        str, typer.Option(help="chain, or sc: K chains and a majority vote (self-consistency).")
+    ] = "chain",
+    k: Annotated[int, typer.Option("--k", help="Chains of --strategy sc.")] = 5,
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for a server between two tokens.")
     ] = 120.0,
@@ -72,6 +76,8 @@ def ask(
             max_seconds=max_seconds,
             seed=seed,
         )
+        if strategy not in ("chain", "sc") or k < 1:
+            fail("--strategy must be chain or sc, and --k at least 1")
         try:
             clean_question(question, settings.max_question_chars)
         except InvalidQuestion as err:
@@ -79,6 +85,11 @@ def ask(
         backend = backend_from_options(
             base_url, model, api_key, model_path, demo=demo, read_timeout=timeout
         )
+    if strategy == "sc":  # self-consistency: K chains, one vote (cli/ask_sc.py)
+        from .ask_sc import ask_self_consistency
+
+        ask_self_consistency(backend, settings, question, k=k, quiet=quiet, as_json=as_json)
+        return
     result = run_in_terminal(
         Chain(backend, settings), question, show_steps=not quiet, print_answer=not as_json
     )

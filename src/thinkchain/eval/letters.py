@@ -1,0 +1,137 @@
+"""The strawberry family: "how many times does the letter r occur in …?", generated.
+
+Small models miss these because they see tokens, not letters.  Items are generated, not
+stored: each one depends only on (seed, level, index), so the same seed always gives the same
+questions and ids, and asking for more items later only appends new ones (resume stays valid).
+Answers are exact integers, counted here, so the gold answers cannot be wrong.
+
+Levels, from easy to hard for a model:
+
+* ``short``    a short common word, a letter that occurs in it;
+* ``long``     a long word (10+ letters), a letter that occurs in it;
+* ``repeated`` a word where the letter occurs three times or more ("strawberry", "r");
+* ``absent``   a letter that does not occur at all (the answer is 0);
+* ``phrase``   a phrase of two to four words, counted across the words;
+* ``case``     mixed-case text, the letter asked in the other case, both cases counted.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+from .items import Item
+
+LEVELS: tuple[str, ...] = ("short", "long", "repeated", "absent", "phrase", "case")
+
+_SHORT = (
+    "apple banana cherry grape lemon mango melon peach pear plum orange table chair house "
+    "garden river stone paper pencil window letter summer winter spring coffee butter dinner "
+    "rabbit kitten puppy yellow purple silver bottle little middle happy sunny hello school "
+    "street green sheep bubble pepper cookie balloon button carrot tomato potato jelly berry "
+    "cotton ladder mirror pillow hammer bridge island jungle forest desert candle kettle "
+)
+_LONG = (
+    "strawberry mississippi bookkeeper assessment possession occurrence accommodation "
+    "onomatopoeia unbelievable extraordinary independence responsibility characteristic "
+    "refrigerator understanding mathematics hippopotamus encyclopedia congratulations "
+    "temperature communication successfully embarrassment parallelogram international "
+    "photosynthesis intelligence environmental transportation abracadabra bureaucracy "
+    "entrepreneur millennium conscientious chrysanthemum mediterranean grasshopper "
+    "caterpillar butterfingers raspberries blueberries cheeseburger "
+)
+SHORT_WORDS = tuple(_SHORT.split())
+LONG_WORDS = tuple(_LONG.split())  # 10 letters or more
+
+_TEMPLATES = (
+    'How many times does the letter "{letter}" appear in "{text}"?',
+    'Count the letter "{letter}" in "{text}". How many are there?',
+    'In "{text}", how many times does the letter "{letter}" occur?',
+)
+# The seed's own phrasing, used for single words only (a phrase needs its quotes).
+_WORD_TEMPLATE = "How many letters {letter} are in the word {text}?"
+_CASE_NOTE = " Count upper-case and lower-case letters alike."
+
+
+def _repeated_pairs() -> list[tuple[str, str]]:
+    pairs = []
+    for word in (*SHORT_WORDS, *LONG_WORDS):
+        for letter in sorted(set(word)):
+            if word.count(letter) >= 3:
+                pairs.append((word, letter))
+    return pairs
+
+
+_REPEATED = _repeated_pairs()
+
+
+def _mixed_case(rng: random.Random, text: str) -> str:
+    styles = (
+        str.title,
+        str.upper,
+        lambda t: "".join(rng.choice((c.lower(), c.upper())) for c in t),
+    )
+    return rng.choice(styles)(text)
+
+
+def _pick(rng: random.Random, level: str) -> tuple[str, str, bool]:
+    """(text, letter, is_phrase) for one item of ``level``."""
+    if level == "short":
+        word = rng.choice(SHORT_WORDS)
+        return word, rng.choice(sorted(set(word))), False
+    if level == "long":
+        word = rng.choice(LONG_WORDS)
+        return word, rng.choice(sorted(set(word))), False
+    if level == "repeated":
+        word, letter = rng.choice(_REPEATED)
+        return word, letter, False
+    if level == "absent":
+        word = rng.choice((*SHORT_WORDS, *LONG_WORDS))
+        return word, rng.choice(sorted(set(string.ascii_lowercase) - set(word))), False
+    if level in ("phrase", "case"):
+        words = rng.sample(
+            (*SHORT_WORDS, *LONG_WORDS), rng.randint(2, 4) if level == "phrase" else 2
+        )
+        text = " ".join(words)
+        return text, rng.choice(sorted(set(text) - {" "})), True
+    raise ValueError(f"unknown letters level {level!r}: use one of {', '.join(LEVELS)}")
+
+
+def letters_item(index: int, seed: int = 0, level: str = "short", *, item_id: str = "") -> Item:
+    """Item ``index`` of ``level`` for ``seed``: always the same question and answer."""
+    # A string seed is hashed with SHA-512 by `random`, the same on every platform and version.
+    rng = random.Random(f"letters:{seed}:{level}:{index}")
+    text, letter, is_phrase = _pick(rng, level)
+    count = text.count(letter)
+    asked = letter
+    if level == "case":
+        text = _mixed_case(rng, text)
+        count = text.lower().count(letter)
+        # Ask in the case that makes it hardest: the one that occurs least in the text.
+        asked = letter.upper() if text.count(letter.upper()) < text.count(letter) else letter
+    templates = _TEMPLATES if is_phrase else (*_TEMPLATES, _WORD_TEMPLATE)
+    question = rng.choice(templates).format(letter=asked, text=text)
+    if level == "case":
+        question += _CASE_NOTE
+    return Item(
+        id=item_id or f"letters-{level}-{seed}-{index:04d}",
+        question=question,
+        answer=str(count),
+        level=level,
+    )
+
+
+def generate(n: int, seed: int = 0, levels: tuple[str, ...] = LEVELS) -> list[Item]:
+    """``n`` items cycling through ``levels`` (so every level gets a fair share)."""
+    if not levels:
+        raise ValueError("no letters level given")
+    for level in levels:
+        if level not in LEVELS:
+            raise ValueError(f"unknown letters level {level!r}: use one of {', '.join(LEVELS)}")
+    mixed = len(levels) > 1
+    items = []
+    for i in range(n):
+        level = levels[i % len(levels)]
+        item_id = f"letters-{seed}-{i:04d}" if mixed else ""
+        items.append(letters_item(i // len(levels) if mixed else i, seed, level, item_id=item_id))
+    return items

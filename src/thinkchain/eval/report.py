@@ -1,0 +1,141 @@
+"""The summary of a run as people read it: a terminal table and a Markdown file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rich.table import Table
+
+from .stats import ModeSummary
+
+COLUMNS = (
+    "mode",
+    "items",
+    "accuracy (95 % CI)",
+    "mean steps",
+    "generated tokens / item",
+    "prompt tokens / item",
+    "s / item",
+    "correct / 1k generated tokens",
+    "errors",
+)
+
+
+@dataclass
+class ReportInfo:
+    """What the numbers are about: shown above the table."""
+
+    dataset: str
+    model: str
+    command: str = ""
+    date: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def per_1k(value: float | None) -> str:
+    """Three significant figures: sc's 0.00812 matters as much as direct's 167."""
+    return "–" if value is None else f"{value:.3g}"
+
+
+def _row(s: ModeSummary) -> list[str]:
+    return [
+        s.mode,
+        str(s.items),
+        f"{percent(s.accuracy)} ({100 * s.low:.1f}–{100 * s.high:.1f})",
+        f"{s.mean_steps:.1f}",
+        f"{s.mean_completion_tokens:,.0f}",
+        f"{s.mean_prompt_tokens:,.0f}",
+        f"{s.seconds_per_item:.1f}",
+        per_1k(s.correct_per_1k_tokens),
+        str(s.errors),
+    ]
+
+
+def markdown_table(summaries: Sequence[ModeSummary]) -> str:
+    lines = [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(COLUMNS))) + "|",
+    ]
+    lines += ["| " + " | ".join(_row(s)) + " |" for s in summaries]
+    return "\n".join(lines) + "\n"
+
+
+def level_table(levels: dict[str, dict[str, tuple[int, int]]], modes: Sequence[str]) -> str:
+    """Accuracy per difficulty level and mode, as Markdown."""
+    shown = [m for m in modes if any(m in row for row in levels.values())]
+    lines = [
+        "| level | " + " | ".join(shown) + " |",
+        "|---|" + "---:|" * len(shown),
+    ]
+    for level in sorted(levels):
+        cells = []
+        for mode in shown:
+            correct, items = levels[level].get(mode, (0, 0))
+            cells.append(f"{correct}/{items}" if items else "–")
+        lines.append(f"| {level} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_report(
+    summaries: Sequence[ModeSummary],
+    info: ReportInfo,
+    *,
+    levels: dict[str, dict[str, tuple[int, int]]] | None = None,
+    plot_file: str | None = None,
+) -> str:
+    parts = [f"# Evaluation: {info.dataset}\n"]
+    facts = [f"- model: {info.model}"]
+    if info.date:
+        facts.append(f"- date: {info.date}")
+    if info.command:
+        facts.append(f"- command: `{info.command}`")
+    facts += [f"- {note}" for note in info.notes]
+    parts.append("\n".join(facts) + "\n")
+    parts.append(markdown_table(summaries))
+    parts.append(
+        "Accuracy is the share of items answered correctly, with its 95 % Wilson interval; a "
+        "failed chain counts as incorrect (errors). Tokens and seconds are means per item, "
+        "every call of the item together (for sc: all K samples; steps too).\n"
+    )
+    if levels:
+        parts.append("## Accuracy by level\n\n" + level_table(levels, [s.mode for s in summaries]))
+    if plot_file:
+        parts.append(f"![accuracy against generated tokens per item]({plot_file})\n")
+    return "\n".join(parts)
+
+
+# Fewer and shorter columns than the Markdown table, to fit an 80-column terminal.
+SHORT_COLUMNS = ("mode", "n", "acc", "95% CI", "steps", "tok", "s/item", "✓/1k tok", "err")
+
+
+def rich_table(summaries: Sequence[ModeSummary], title: str | None = None) -> Table:
+    table = Table(
+        title=title,
+        caption="tok = generated tokens per item; ✓/1k tok = correct per 1,000",
+        show_edge=False,
+        header_style="bold",
+        pad_edge=False,
+    )
+    for i, column in enumerate(SHORT_COLUMNS):
+        if i == 0:  # a long mode name folds onto two lines rather than cutting a number
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, justify="right", no_wrap=True)
+    for s in summaries:
+        table.add_row(
+            s.mode,
+            str(s.items),
+            f"{100 * s.accuracy:.1f}%",
+            f"{100 * s.low:.0f}–{100 * s.high:.0f}",
+            f"{s.mean_steps:.1f}",
+            f"{s.mean_completion_tokens:,.0f}",
+            f"{s.seconds_per_item:.1f}",
+            per_1k(s.correct_per_1k_tokens),
+            str(s.errors),
+        )
+    return table

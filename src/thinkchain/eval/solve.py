@@ -1,0 +1,127 @@
+"""Put one item to the model in one mode and score the answer: one :class:`Record`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+from ..answers import expected_kind, extract_answer, normalise_gold, same_answer, vote
+from ..backends.base import Backend
+from ..chain import Chain
+from ..events import ChainError, Usage
+from ..settings import ChainSettings
+from ..strategies import EarlyStop, SelfConsistency
+from .items import Item
+from .modes import EvalMode
+from .records import Record
+
+
+@dataclass(frozen=True)
+class SolveConfig:
+    """What every item of a run shares."""
+
+    settings: ChainSettings  # the chain settings; each mode sets its own chain mode
+    k: int = 5  # samples of self-consistency
+    sc_temperature: float = 0.7
+    early_stop: EarlyStop = "decisive"
+
+    def describe(self) -> dict[str, Any]:
+        """What decides the answers: a resumed run must not change it halfway."""
+        return {
+            "settings": self.settings.model_dump(mode="json"),
+            "k": self.k,
+            "sc_temperature": self.sc_temperature,
+            "early_stop": self.early_stop,
+        }
+
+
+@dataclass
+class _Outcome:
+    answer: str | None
+    prediction: str | None
+    steps: int
+    usage: Usage
+    error: ChainError | None
+    extra: dict[str, Any]
+
+
+async def solve(backend: Backend, config: SolveConfig, mode: EvalMode, item: Item) -> Record:
+    """Run ``item`` in ``mode``; a failed chain is an incorrect record with its error kind."""
+    gold = normalise_gold(item.answer)
+    started_at = time.time()
+    started = perf_counter()
+    if mode.strategy == "sc":
+        outcome = await _self_consistency(backend, config, mode, item.question, gold)
+    else:
+        outcome = await _chain(backend, config, mode, item.question, gold)
+    return Record(
+        id=item.id,
+        mode=mode.name,
+        gold=gold,
+        prediction=outcome.prediction,
+        correct=same_answer(outcome.prediction, gold),
+        steps=outcome.steps,
+        prompt_tokens=outcome.usage.prompt_tokens,
+        completion_tokens=outcome.usage.completion_tokens,
+        cached_tokens=outcome.usage.cached_tokens,
+        seconds=perf_counter() - started,
+        started_at=started_at,
+        error=outcome.error.kind if outcome.error else None,
+        error_message=outcome.error.message if outcome.error else None,
+        answer=outcome.answer,
+        level=item.level,
+        extra=outcome.extra,
+    )
+
+
+async def _chain(
+    backend: Backend, config: SolveConfig, mode: EvalMode, question: str, gold: str | None
+) -> _Outcome:
+    result = await Chain(backend, mode.settings(config.settings)).arun(question)
+    answer = result.answer.text if result.answer else None
+    # With +verify the chain's last step is the check, and `answer` is the answer it left.
+    extra: dict[str, Any] = {"revised": result.revised} if mode.verify else {}
+    prediction = extract_answer(answer, expected_kind(gold))
+    return _Outcome(answer, prediction, len(result.steps), result.usage, result.error, extra)
+
+
+async def _self_consistency(
+    backend: Backend, config: SolveConfig, mode: EvalMode, question: str, gold: str | None
+) -> _Outcome:
+    strategy = SelfConsistency(
+        backend,
+        mode.settings(config.settings),
+        k=config.k,
+        temperature=config.sc_temperature,
+        early_stop=config.early_stop,
+        expect=expected_kind(gold),
+    )
+    outcome = await strategy.arun(question)
+    return _Outcome(
+        answer=outcome.answer,
+        prediction=outcome.vote.winner,
+        steps=sum(len(sample.steps) for sample in outcome.samples),
+        usage=outcome.usage,
+        error=outcome.error,
+        extra={
+            "votes": outcome.vote.counts,
+            "samples": len(outcome.samples),
+            "stopped_early": outcome.stopped_early,
+            "sample_answers": [s.answer.text if s.answer else None for s in outcome.samples],
+        },
+    )
+
+
+def rescore(record: Record) -> Record:
+    """``record`` scored again from its stored answer text(s) with today's normaliser."""
+    expect = expected_kind(record.gold)
+    texts = record.extra.get("sample_answers")
+    if record.mode.startswith("sc") and isinstance(texts, list):
+        prediction = vote([extract_answer(t, expect) for t in texts]).winner
+    else:
+        prediction = extract_answer(record.answer, expect)
+    record.prediction = prediction
+    record.correct = same_answer(prediction, record.gold)
+    return record

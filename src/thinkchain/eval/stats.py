@@ -1,0 +1,98 @@
+"""Numbers of a run, per mode: accuracy with its 95 % Wilson interval, cost per item."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .records import Record
+
+# The two-sided 95 % quantile of the standard normal distribution.
+Z95 = 1.959963984540054
+
+
+def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of ``correct`` successes in ``n`` trials.
+
+    Unlike the normal approximation p ± z·sqrt(p(1-p)/n) it stays inside [0, 1] and does not
+    collapse to a point at 0 % or 100 %, which matters for small runs and easy modes.
+    """
+    if n <= 0:
+        return (0.0, 1.0)
+    if not 0 <= correct <= n:
+        raise ValueError(f"correct ({correct}) must be between 0 and n ({n})")
+    p = correct / n
+    z2 = z * z
+    denominator = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    # At 0 and n the bound is exactly 0 (or 1); say so rather than leave a rounding error.
+    low = 0.0 if correct == 0 else max(0.0, centre - half)
+    high = 1.0 if correct == n else min(1.0, centre + half)
+    return (low, high)
+
+
+@dataclass(frozen=True)
+class ModeSummary:
+    mode: str
+    items: int
+    correct: int
+    errors: int  # items whose chain failed (counted as incorrect)
+    low: float
+    high: float
+    mean_steps: float
+    mean_completion_tokens: float
+    mean_prompt_tokens: float
+    seconds_per_item: float
+    correct_per_1k_tokens: float | None  # None when nothing was generated
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.items if self.items else 0.0
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def summarize_mode(mode: str, records: Sequence[Record]) -> ModeSummary:
+    correct = sum(1 for r in records if r.correct)
+    low, high = wilson_interval(correct, len(records))
+    generated = sum(r.completion_tokens for r in records)
+    return ModeSummary(
+        mode=mode,
+        items=len(records),
+        correct=correct,
+        errors=sum(1 for r in records if r.error is not None),
+        low=low,
+        high=high,
+        mean_steps=_mean([r.steps for r in records]),
+        mean_completion_tokens=_mean([r.completion_tokens for r in records]),
+        mean_prompt_tokens=_mean([r.prompt_tokens for r in records]),
+        seconds_per_item=_mean([r.seconds for r in records]),
+        correct_per_1k_tokens=1000 * correct / generated if generated else None,
+    )
+
+
+def summarize(records: Iterable[Record], modes: Sequence[str]) -> list[ModeSummary]:
+    """One summary per mode, in the order given; modes without records are left out."""
+    by_mode: dict[str, list[Record]] = {m: [] for m in modes}
+    for record in records:
+        if record.mode in by_mode:
+            by_mode[record.mode].append(record)
+    return [summarize_mode(m, rs) for m, rs in by_mode.items() if rs]
+
+
+def accuracy_by_level(
+    records: Iterable[Record], modes: Sequence[str]
+) -> dict[str, dict[str, tuple[int, int]]]:
+    """level -> mode -> (correct, items), for datasets with difficulty levels."""
+    table: dict[str, dict[str, tuple[int, int]]] = {}
+    for record in records:
+        if record.level is None or record.mode not in modes:
+            continue
+        row = table.setdefault(record.level, {})
+        correct, items = row.get(record.mode, (0, 0))
+        row[record.mode] = (correct + int(record.correct), items + 1)
+    return table

@@ -1,0 +1,152 @@
+"""The numbers of a run: Wilson intervals, per-mode summaries, the Markdown table, the plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from thinkchain.eval.plot import plot_accuracy_vs_tokens
+from thinkchain.eval.records import Record
+from thinkchain.eval.report import (
+    ReportInfo,
+    level_table,
+    markdown_report,
+    markdown_table,
+    rich_table,
+)
+from thinkchain.eval.stats import accuracy_by_level, summarize, wilson_interval
+
+# Known values (statsmodels' proportion_confint(method="wilson"), and by hand).
+WILSON = [
+    ((5, 10), (0.236593, 0.763407)),
+    ((0, 10), (0.0, 0.277533)),
+    ((10, 10), (0.722467, 1.0)),
+    ((1, 10), (0.017876, 0.404150)),
+    ((50, 100), (0.403832, 0.596168)),
+    ((0, 1), (0.0, 0.793450)),
+]
+
+
+@pytest.mark.parametrize(("counts", "interval"), WILSON)
+def test_wilson_interval_known_values(counts, interval) -> None:
+    low, high = wilson_interval(*counts)
+    assert low == pytest.approx(interval[0], abs=1e-5)
+    assert high == pytest.approx(interval[1], abs=1e-5)
+
+
+def test_wilson_interval_properties() -> None:
+    for n in (1, 7, 200):
+        for correct in range(n + 1):
+            low, high = wilson_interval(correct, n)
+            assert 0.0 <= low <= correct / n <= high <= 1.0
+    # More items, narrower interval around the same share.
+    assert wilson_interval(160, 200)[1] - wilson_interval(160, 200)[0] < (
+        wilson_interval(16, 20)[1] - wilson_interval(16, 20)[0]
+    )
+    assert wilson_interval(0, 0) == (0.0, 1.0)  # nothing measured: anything is possible
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def rec(mode: str, correct: bool, tokens: int, **kw) -> Record:
+    values = {"steps": 0, "seconds": 1.0, "prompt_tokens": 100, **kw}
+    return Record(
+        id=kw.pop("id", "x"),
+        mode=mode,
+        gold="1",
+        prediction="1" if correct else "2",
+        correct=correct,
+        completion_tokens=tokens,
+        **{k: v for k, v in values.items() if k != "id"},
+    )
+
+
+def test_summaries_per_mode() -> None:
+    records = [
+        rec("direct", True, 10, seconds=1.0),
+        rec("direct", False, 30, seconds=3.0),
+        rec("chain", True, 400, steps=4, seconds=20.0),
+        rec("chain", True, 600, steps=6, seconds=30.0),
+        rec("chain", False, 0, steps=0, seconds=2.0, error="backend_error"),
+        rec("other", True, 1),  # a mode not asked for is not summarised
+    ]
+    direct, chain = summarize(records, ["direct", "chain", "sc"])
+    assert (direct.mode, direct.items, direct.correct, direct.accuracy) == ("direct", 2, 1, 0.5)
+    assert direct.mean_completion_tokens == 20
+    assert direct.correct_per_1k_tokens == pytest.approx(1000 * 1 / 40)
+    assert direct.seconds_per_item == 2.0
+    assert (chain.items, chain.correct, chain.errors) == (3, 2, 1)
+    assert chain.mean_steps == pytest.approx(10 / 3)
+    assert chain.correct_per_1k_tokens == pytest.approx(2.0)
+    assert (chain.low, chain.high) == wilson_interval(2, 3)
+
+
+def test_no_tokens_means_no_efficiency_figure() -> None:
+    (summary,) = summarize([rec("direct", False, 0)], ["direct"])
+    assert summary.correct_per_1k_tokens is None
+    assert "| direct | 1 | 0.0 % (0.0–79.3) |" in markdown_table([summary])
+
+
+def test_markdown_table() -> None:
+    records = [rec("direct", i < 3, 5) for i in range(4)] + [
+        rec("chain", i < 9, 1234, steps=5, seconds=17.25) for i in range(10)
+    ]
+    table = markdown_table(summarize(records, ["direct", "chain"]))
+    lines = table.strip().splitlines()
+    assert lines[0] == (
+        "| mode | items | accuracy (95 % CI) | mean steps | generated tokens / item | "
+        "prompt tokens / item | s / item | correct / 1k generated tokens | errors |"
+    )
+    assert lines[1] == "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    assert lines[2] == "| direct | 4 | 75.0 % (30.1–95.4) | 0.0 | 5 | 100 | 1.0 | 150 | 0 |"
+    assert lines[3] == (
+        "| chain | 10 | 90.0 % (59.6–98.2) | 5.0 | 1,234 | 100 | 17.2 | 0.729 | 0 |"
+    )
+
+
+def test_markdown_report_says_what_was_measured() -> None:
+    records = [rec("direct", True, 5, level="short"), rec("direct", False, 5, level="long")]
+    info = ReportInfo(
+        dataset="letters (2 items)",
+        model="qwen",
+        command="thinkchain eval --dataset letters",
+        date="2026-01-01",
+        notes=["backend: llama.cpp:qwen; concurrency 1"],
+    )
+    text = markdown_report(
+        summarize(records, ["direct"]),
+        info,
+        levels=accuracy_by_level(records, ["direct"]),
+        plot_file="accuracy_vs_tokens.png",
+    )
+    assert text.startswith("# Evaluation: letters (2 items)\n")
+    assert "- command: `thinkchain eval --dataset letters`" in text
+    assert "- backend: llama.cpp:qwen; concurrency 1" in text
+    assert "| long | 0/1 |" in text and "| short | 1/1 |" in text
+    assert "![accuracy against generated tokens per item](accuracy_vs_tokens.png)" in text
+
+
+def test_level_table_marks_missing_cells() -> None:
+    table = level_table({"short": {"a": (1, 2)}, "long": {"b": (0, 1)}}, ["a", "b"])
+    assert "| long | – | 0/1 |" in table and "| short | 1/2 | – |" in table
+
+
+def test_terminal_table_fits_80_columns() -> None:
+    records = [rec("chain:iterative+verify", True, 123_456, seconds=1234.5, steps=25)]
+    console = Console(width=80, record=True)
+    console.print(rich_table(summarize(records, ["chain:iterative+verify"])))
+    text = console.export_text()
+    # The long mode name may fold; the numbers are never cut.
+    assert "chain:iterativ" in text and "100.0%" in text and "123,456" in text
+    assert "1234.5" in text and "21–100" in text and "0.0081" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_plot_is_a_png(tmp_path: Path) -> None:
+    records = [rec("direct", True, 5), rec("cot", False, 300), rec("sc", True, 4000)]
+    path = plot_accuracy_vs_tokens(
+        summarize(records, ["direct", "cot", "sc"]), tmp_path / "plot.png", "title"
+    )
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
