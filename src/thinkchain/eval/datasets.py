@@ -93,7 +93,8 @@ def load_gsm8k(split: str = "test", n: int | None = None) -> list[Item]:
         import datasets as hf_datasets  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         raise DatasetError(
-            "--dataset gsm8k needs the Hugging Face `datasets` library (pip install datasets); "
+            "--dataset gsm8k needs the Hugging Face `datasets` library "
+            "(pip install 'thinkchain[gsm8k]'); "
             "or pass a local file, e.g. --dataset ../shared/datasets/gsm8k_train_500.jsonl"
         ) from None
     try:
