@@ -7,6 +7,7 @@ import typer
 from .ask import ask
 from .eval_cmd import evaluate
 from .models_cmd import models_app
+from .proxy_cmd import proxy
 from .serve_cmd import serve
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.command()(ask)
 app.command("eval")(evaluate)
 app.add_typer(models_app, name="models")
+app.command()(proxy)
 app.command()(serve)
 
 

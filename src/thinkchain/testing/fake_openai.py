@@ -115,6 +115,8 @@ class FakeOpenAIServer:
         reject_status: int = 500,
         token_delay: float = 0.0,
         require_key: str | None = None,
+        port: int = 0,
+        backlog: int = 128,
     ) -> None:
         self.script: deque[FakeItem] = deque(script)
         self.responder = responder
@@ -126,10 +128,15 @@ class FakeOpenAIServer:
         self.token_delay = token_delay
         self.require_key = require_key
         self.requests: list[RecordedRequest] = []
+        # Replies the client stopped reading before they were complete (it hung up on us).
+        self.client_disconnects = 0
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.port = 0
+        self.port = port  # 0: any free port, known once started
+        # Pending connections the socket queues; socketserver's default of 5 makes a burst of
+        # concurrent clients (benchmarks) wait for SYN retransmits instead of the server.
+        self.backlog = backlog
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -139,7 +146,10 @@ class FakeOpenAIServer:
         class Handler(_Handler):
             fake = server
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = self.backlog
+
+        httpd = Server(("127.0.0.1", self.port), Handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         self.port = httpd.server_address[1]
@@ -197,6 +207,18 @@ class FakeOpenAIServer:
         if "stream_options" in body and "stream_options" in self.reject_dialects:
             return "stream_options is not supported"
         return None
+
+
+def _well_formed(body: Any) -> bool:
+    """The shape the script and the default responder read: messages of objects, and so on."""
+    if not isinstance(body, dict):
+        return False
+    messages = body.get("messages", [])
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        return False
+    return all(
+        isinstance(body.get(key) or {}, dict) for key in ("response_format", "stream_options")
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -260,6 +282,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": "not found", "type": "not_found"}})
             return
+        if not _well_formed(body):
+            # What a real server does with a body it cannot read (the proxy's fuzz tests send
+            # such bodies through): a 400, not a dropped connection.
+            self._send_json(400, {"error": {"message": "malformed request", "type": "invalid"}})
+            return
         rejection = self.fake._rejects(body)
         if rejection:
             status = 400 if "stream_options" in rejection else self.fake.reject_status
@@ -271,7 +298,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._play(item, body)
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the client went away; that is its right
+            # The client went away; that is its right.  Counted, so tests can see it happen.
+            with self.fake._lock:
+                self.fake.client_disconnects += 1
 
     # -- behaviours ---------------------------------------------------------------------------
 

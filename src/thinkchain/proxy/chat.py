@@ -1,0 +1,313 @@
+"""Chat completions produced here (not passed through): reasoning variants and the local model.
+
+Streamed responses hold back their headers until the first real output, so a request that
+fails before producing anything (a question too long for the model, an upstream that is down)
+still gets its proper status and an OpenAI-shaped error body instead of a 200 stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..backends.base import (
+    Backend,
+    BackendError,
+    Completion,
+    ContextOverflow,
+    GenerationRequest,
+    Message,
+    TextChunk,
+)
+from ..events import Usage
+from . import reasoning
+from .errors import ProxyError, from_chain_error
+from .limits import ChainSlots
+from .reasoning import Content, Finished, Item, Outcome, Plan
+from .schemas import ChatCompletionRequest
+from .streaming import DONE, SSE_HEADERS, ChunkWriter, ClosingStreamingResponse, unless_disconnected
+
+log = logging.getLogger("thinkchain.proxy")
+
+
+def new_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def completion_body(
+    model: str, content: str | None, finish_reason: str, usage: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if "reasoning_content" in extra:
+        message["reasoning_content"] = extra.pop("reasoning_content")
+    return {
+        "id": new_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": usage,
+        **extra,
+    }
+
+
+# -- reasoning variants -----------------------------------------------------------------------
+
+
+@dataclass
+class ReasoningRun:
+    """One running chain and the slot it holds; closing it is safe to do more than once."""
+
+    items: AsyncGenerator[Item, None]
+    slots: ChainSlots
+    closed: bool = False
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                await self.items.aclose()
+            finally:
+                self.slots.release()
+
+
+async def _collect(items: AsyncIterator[Item]) -> Outcome:
+    async for item in items:
+        if isinstance(item, Finished):
+            return item.outcome
+    raise ProxyError(502, "the chain ended without a result", code="no_result")
+
+
+async def _prime(items: AsyncIterator[Item]) -> list[Item]:
+    """Items up to the first the client must see at once (notes about retries can wait)."""
+    primed: list[Item] = []
+    async for item in items:
+        primed.append(item)
+        if isinstance(item, Finished) or not getattr(item, "note", False):
+            break
+    return primed
+
+
+async def reasoning_completion(
+    request: Request,
+    body: ChatCompletionRequest,
+    plan: Plan,
+    backend: Backend,
+    slots: ChainSlots,
+    retry_after: int,
+) -> Response:
+    slots.acquire(retry_after)
+    run = ReasoningRun(reasoning.run(backend, plan), slots)
+    started = time.perf_counter()
+    if not body.stream:
+        try:
+            outcome = await unless_disconnected(request, _collect(run.items))
+        finally:
+            await run.close()
+        _log_outcome(body.model, plan, outcome, started)
+        if outcome.failed:
+            assert outcome.error is not None
+            raise from_chain_error(outcome.error)
+        extra = {"reasoning_content": outcome.reasoning, "thinkchain": outcome.trace}
+        return JSONResponse(
+            completion_body(
+                body.model,
+                outcome.answer or "",
+                outcome.finish_reason,
+                outcome.usage_dict(),
+                **extra,
+            )
+        )
+    try:
+        primed = await unless_disconnected(request, _prime(run.items))
+    except BaseException:
+        await run.close()
+        raise
+    last = primed[-1] if primed else None
+    if isinstance(last, Finished) and last.outcome.failed:
+        await run.close()
+        _log_outcome(body.model, plan, last.outcome, started)
+        assert last.outcome.error is not None
+        raise from_chain_error(last.outcome.error)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    writer = ChunkWriter(new_id(), body.model)
+    return ClosingStreamingResponse(
+        _reasoning_events(primed, run, writer, include_usage, body.model, plan, started),
+        headers=SSE_HEADERS,
+        media_type="text/event-stream",
+        on_close=run.close,
+    )
+
+
+async def _reasoning_events(
+    primed: list[Item],
+    run: ReasoningRun,
+    writer: ChunkWriter,
+    include_usage: bool,
+    model: str,
+    plan: Plan,
+    started: float,
+) -> AsyncGenerator[bytes, None]:
+    yield writer.chunk({"role": "assistant", "content": ""})
+
+    async def every_item() -> AsyncGenerator[Item, None]:
+        for item in primed:
+            yield item
+        async for item in run.items:
+            yield item
+
+    try:
+        async with aclosing(every_item()) as items:
+            async for item in items:
+                if isinstance(item, Content):
+                    yield writer.chunk({"content": item.text})
+                elif isinstance(item, Finished):
+                    outcome = item.outcome
+                    _log_outcome(model, plan, outcome, started)
+                    if outcome.failed:
+                        assert outcome.error is not None
+                        yield from_chain_error(outcome.error).sse()
+                        return
+                    yield writer.chunk({}, outcome.finish_reason, thinkchain=outcome.trace)
+                    if include_usage:
+                        yield writer.usage(outcome.usage_dict())
+                    yield DONE
+                    return
+                else:
+                    yield writer.chunk({"reasoning_content": item.text})
+    except Exception:  # a bug: the stream says so in OpenAI's shape; the log has the details
+        log.exception("a reasoning stream failed")
+        yield ProxyError(500, "internal error", code="internal_error").sse()
+
+
+def _log_outcome(model: str, plan: Plan, outcome: Outcome, started: float) -> None:
+    status = outcome.error.kind if outcome.error else "completed"
+    log.info(
+        "%s %s: %s, %d steps, %d tokens, %.1f s",
+        model,
+        plan.strategy,
+        status,
+        len(outcome.trace.get("steps", [])),
+        outcome.usage.total_tokens,
+        time.perf_counter() - started,
+    )
+
+
+# -- the local model as itself ----------------------------------------------------------------
+
+
+_DEFAULT_PLAIN_MAX_TOKENS = 1024
+
+
+def _plain_messages(body: ChatCompletionRequest) -> list[Message]:
+    out: list[Message] = []
+    for i, message in enumerate(body.messages):
+        converted = reasoning._as_context(message, i)
+        if converted is not None:
+            out.append(converted)
+    if not out:
+        raise ProxyError(400, "the messages hold no text", param="messages")
+    return out
+
+
+def _plain_usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+def _backend_error(err: BackendError) -> ProxyError:
+    if isinstance(err, ContextOverflow):
+        return ProxyError(400, err.message, param="messages", code="context_length_exceeded")
+    return ProxyError(502, f"the model failed: {err.message}", code="model_error")
+
+
+async def plain_completion(
+    request: Request, body: ChatCompletionRequest, backend: Backend
+) -> Response:
+    """A chat completion straight from the in-process model, without reasoning."""
+    generation = GenerationRequest(
+        messages=_plain_messages(body),
+        max_tokens=min(
+            body.max_completion_tokens or body.max_tokens or _DEFAULT_PLAIN_MAX_TOKENS, 32768
+        ),
+        temperature=body.temperature if body.temperature is not None else 0.7,
+        seed=body.seed,
+        purpose="plain",
+    )
+    chunks = backend.generate(generation)
+
+    async def collect() -> tuple[str, Completion]:
+        parts: list[str] = []
+        async for chunk in chunks:
+            if isinstance(chunk, TextChunk):
+                parts.append(chunk.text)
+            else:
+                return "".join(parts), chunk
+        raise BackendError("the model stopped without finishing its reply")
+
+    if not body.stream:
+        try:
+            text, done = await unless_disconnected(request, collect())
+        except BackendError as err:
+            raise _backend_error(err) from None
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+        return JSONResponse(
+            completion_body(
+                body.model, text, done.finish_reason or "stop", _plain_usage(done.usage)
+            )
+        )
+
+    async def first() -> TextChunk | Completion:
+        return await chunks.__anext__()
+
+    try:
+        head = await unless_disconnected(request, first())
+    except BaseException as err:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        if isinstance(err, BackendError):
+            raise _backend_error(err) from None
+        if isinstance(err, StopAsyncIteration):
+            raise ProxyError(502, "the model sent nothing", code="model_error") from None
+        raise
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    writer = ChunkWriter(new_id(), body.model)
+
+    async def events() -> AsyncGenerator[bytes, None]:
+        yield writer.chunk({"role": "assistant", "content": ""})
+        try:
+            chunk: TextChunk | Completion = head
+            while True:
+                if isinstance(chunk, TextChunk):
+                    if chunk.text:
+                        yield writer.chunk({"content": chunk.text})
+                else:
+                    yield writer.chunk({}, chunk.finish_reason or "stop")
+                    if include_usage:
+                        yield writer.usage(_plain_usage(chunk.usage))
+                    yield DONE
+                    return
+                chunk = await chunks.__anext__()
+        except BackendError as err:
+            yield _backend_error(err).sse()
+        except StopAsyncIteration:
+            yield ProxyError(502, "the model stopped mid-reply", code="model_error").sse()
+
+    async def close() -> None:
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+    return ClosingStreamingResponse(
+        events(), headers=SSE_HEADERS, media_type="text/event-stream", on_close=close
+    )

@@ -1,0 +1,386 @@
+"""A chat-completion request on a reasoning variant, turned into a chain and back.
+
+``plan`` reads the request (the last user message is the question, the others are context,
+the ``thinkchain`` options and OpenAI parameters become ChainSettings) and refuses what cannot
+run with a 400.  ``run`` drives the chain (or self-consistency) and turns its events into
+three kinds of output only: reasoning text, answer text, and one Finished at the end.  The
+HTTP layer (chat.py) only writes those out; it never sees a chain event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ..backends.base import Backend, Message
+from ..chain import Chain, InvalidQuestion, clean_question
+from ..events import (
+    AnswerDelta,
+    AnswerStarted,
+    ChainCompleted,
+    ChainError,
+    ChainFailed,
+    ChainResult,
+    Event,
+    Retry,
+    Step,
+    StepDelta,
+    StepDiscarded,
+    StepStarted,
+    Usage,
+)
+from ..settings import ChainSettings
+from ..strategies import SampleDone, SelfConsistency, VoteDone
+from .errors import bad_request, describe_validation
+from .schemas import ChatCompletionRequest, ChatMessage, ThinkchainOptions
+from .settings import ProxySettings
+
+# Budgets end a chain without an answer, the way max_completion_tokens ends an OpenAI
+# reasoning model's turn: a normal response with finish_reason "length", not an error.
+_BUDGET_KINDS = ("token_budget", "time_budget")
+_SC_TEMPERATURE = 0.7  # samples must differ to vote; used unless the request sets one
+_MAX_FINAL_TOKENS = 32768
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    question: str
+    context: list[Message]
+    settings: ChainSettings
+    strategy: Literal["chain", "sc"]
+    k: int
+    sc_temperature: float
+
+
+def _text_of(message: ChatMessage, param: str) -> str:
+    content = message.content
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        text = content
+    else:
+        parts = []
+        for part in content:
+            if part.type != "text":
+                raise bad_request(
+                    f"reasoning variants read text only; a {part.type!r} part cannot be used",
+                    param=param,
+                    code="unsupported_content",
+                )
+            parts.append(part.text or "")
+        text = "\n".join(parts)
+    # Lone surrogates (from "\ud800" escapes) cannot be encoded for the upstream: replace them.
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _as_context(message: ChatMessage, index: int) -> Message | None:
+    text = _text_of(message, f"messages.{index}.content")
+    if not text.strip():
+        return None
+    role = message.role
+    if role in ("system", "developer"):
+        return {"role": "system", "content": text}
+    if role in ("tool", "function"):
+        # The chain speaks plain chat; a tool's output becomes something the user showed it.
+        return {"role": "user", "content": f"Tool result:\n{text}"}
+    return {"role": role, "content": text}
+
+
+def split_messages(messages: Sequence[ChatMessage], max_chars: int) -> tuple[str, list[Message]]:
+    """The question (the last message, the user's) and the conversation before it."""
+    last = len(messages) - 1
+    if messages[last].role != "user":
+        raise bad_request(
+            "the last message must be the user's question (role 'user')",
+            param=f"messages.{last}.role",
+            code="invalid_question",
+        )
+    raw = _text_of(messages[last], f"messages.{last}.content")
+    try:
+        question = clean_question(raw, max_chars)
+    except InvalidQuestion as err:
+        raise bad_request(
+            str(err), param=f"messages.{last}.content", code="invalid_question"
+        ) from None
+    context = []
+    for i, message in enumerate(messages[:last]):
+        converted = _as_context(message, i)
+        if converted is not None:
+            context.append(converted)
+    return question, context
+
+
+def _smallest(*values: int | float | None) -> Any:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def plan(body: ChatCompletionRequest, proxy: ProxySettings) -> Plan:
+    """Everything needed to run the request, or a 400 that says what to change."""
+    opts = body.thinkchain or ThinkchainOptions()
+    base = proxy.chain
+    if opts.max_steps is not None and opts.max_steps > proxy.max_steps_cap:
+        raise bad_request(
+            f"max_steps may be at most {proxy.max_steps_cap} on this server",
+            param="thinkchain.max_steps",
+        )
+    if opts.k is not None and opts.k > proxy.max_k:
+        raise bad_request(f"k may be at most {proxy.max_k} on this server", param="thinkchain.k")
+    max_steps = opts.max_steps or min(base.max_steps, proxy.max_steps_cap)
+    # A request that lowers max_steps alone gets min_steps lowered with it, not an error.
+    min_steps = opts.min_steps if opts.min_steps is not None else min(base.min_steps, max_steps)
+    if min_steps > max_steps:
+        raise bad_request(
+            f"min_steps ({min_steps}) cannot be larger than max_steps ({max_steps})",
+            param="thinkchain.min_steps",
+        )
+    update: dict[str, Any] = {"max_steps": max_steps, "min_steps": min_steps}
+    if opts.lang is not None:
+        update["lang"] = opts.lang
+    if opts.mode is not None:
+        update["mode"] = opts.mode
+    if opts.verify is not None:
+        update["verify"] = opts.verify
+    if body.temperature is not None:
+        update["temperature"] = body.temperature
+    if body.seed is not None:
+        update["seed"] = body.seed
+    if body.max_tokens is not None:
+        update["final_max_tokens"] = max(16, min(body.max_tokens, _MAX_FINAL_TOKENS))
+    update["max_total_tokens"] = _smallest(
+        body.max_completion_tokens, proxy.max_total_tokens, base.max_total_tokens
+    )
+    update["max_seconds"] = _smallest(proxy.max_seconds, base.max_seconds)
+    try:
+        settings = ChainSettings.model_validate({**base.model_dump(), **update})
+    except ValidationError as err:
+        message, param = describe_validation(err)
+        raise bad_request(message, param=f"thinkchain.{param}" if param else None) from None
+    question, context = split_messages(body.messages, settings.max_question_chars)
+    return Plan(
+        question=question,
+        context=context,
+        settings=settings,
+        strategy=opts.strategy,
+        k=opts.k or min(proxy.default_k, proxy.max_k),
+        sc_temperature=body.temperature if body.temperature is not None else _SC_TEMPERATURE,
+    )
+
+
+# -- what a run produces ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    text: str
+    note: bool = False  # a remark about the run (a retry), not reasoning the model wrote
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    text: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    answer: str | None
+    reasoning: str  # the steps as readable text
+    usage: Usage
+    reasoning_tokens: int
+    error: ChainError | None
+    trace: dict[str, Any]  # the response's "thinkchain" field
+
+    @property
+    def over_budget(self) -> bool:
+        return self.error is not None and self.error.kind in _BUDGET_KINDS
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None and not self.over_budget
+
+    @property
+    def finish_reason(self) -> str:
+        return "length" if self.over_budget else "stop"
+
+    def usage_dict(self) -> dict[str, Any]:
+        u = self.usage
+        return {
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    outcome: Outcome
+
+
+Item = Reasoning | Content | Finished
+
+
+def step_heading(index: int, title: str) -> str:
+    return f"**Step {index}: {title}**\n"
+
+
+def format_steps(steps: Sequence[Step]) -> str:
+    """Steps as people read them; a streamed chain without retries reads exactly the same."""
+    return "\n\n".join(step_heading(s.index, s.title) + s.content for s in steps)
+
+
+def chain_outcome(result: ChainResult, error: ChainError | None) -> Outcome:
+    return Outcome(
+        answer=result.answer.text if result.answer else None,
+        reasoning=format_steps(result.steps),
+        usage=result.usage,
+        reasoning_tokens=result.reasoning_usage.completion_tokens,
+        error=error,
+        trace={"strategy": "chain", **result.to_dict()},
+    )
+
+
+class ChainTranslator:
+    """Chain events -> reasoning and answer text, as they stream."""
+
+    def __init__(self) -> None:
+        self.wrote = False  # any reasoning text yet (the next heading needs a blank line)
+        self.field: str | None = None  # the field of the current step being streamed
+        self.index = 0
+        self.answer_sent = False  # answer text of the current attempt went out
+
+    def _sep(self) -> str:
+        return "\n\n" if self.wrote else ""
+
+    def _note(self, text: str) -> list[Item]:
+        item = Reasoning(f"{self._sep()}({text})", note=True)
+        self.wrote = True
+        self.field = None
+        return [item]
+
+    def feed(self, event: Event) -> list[Item]:
+        if isinstance(event, StepStarted):
+            self.index, self.field = event.index, None
+        elif isinstance(event, StepDelta):
+            return self._delta(event)
+        elif isinstance(event, Retry):
+            if event.target == "answer":
+                items = self._note(f"retrying the answer: {event.reason}")
+                if self.answer_sent:
+                    # Sent text cannot be taken back; a break sets the new attempt apart.
+                    items.append(Content("\n\n"))
+                    self.answer_sent = False
+                return items
+            return self._note(f"retrying step {event.index}: {event.reason}")
+        elif isinstance(event, StepDiscarded):
+            return self._note(f"step {event.index} dropped: {event.reason}")
+        elif isinstance(event, AnswerStarted):
+            self.answer_sent = False
+        elif isinstance(event, AnswerDelta):
+            self.answer_sent = True
+            return [Content(event.text)]
+        elif isinstance(event, (ChainCompleted, ChainFailed)):
+            error = event.error if isinstance(event, ChainFailed) else None
+            return [Finished(chain_outcome(event.result, error))]
+        return []
+
+    def _delta(self, event: StepDelta) -> list[Item]:
+        text = ""
+        if self.field is None:
+            text = self._sep() + f"**Step {event.index}: "
+            self.wrote = True
+            if event.field == "content":
+                text += "**\n"
+        elif self.field == "title" and event.field == "content":
+            text = "**\n"
+        elif self.field == "content" and event.field == "title":
+            return []  # a title written after the content: the heading is already out
+        self.field = event.field
+        return [Reasoning(text + event.text)]
+
+
+class VoteTranslator:
+    """Self-consistency events -> a line per finished sample, the vote, the winning chain."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.lines: list[str] = []
+
+    def _line(self, text: str) -> Reasoning:
+        item = Reasoning(("\n" if self.lines else "") + text)
+        self.lines.append(item.text)
+        return item
+
+    def feed(self, event: Event) -> list[Item]:
+        if isinstance(event, SampleDone):
+            result = event.result
+            if event.answer_key is not None:
+                what = f"answered {event.answer_key}"
+            elif result.error is not None:
+                what = f"no answer ({result.error.kind})"
+            else:
+                what = "no readable answer"
+            steps = len(result.steps)
+            return [
+                self._line(f"Sample {event.sample + 1} of {self.k}: {what} after {steps} step(s)")
+            ]
+        if isinstance(event, VoteDone):
+            return self._finish(event)
+        return []
+
+    def _finish(self, event: VoteDone) -> list[Item]:
+        o = event.outcome
+        items: list[Item] = []
+        winner = o.winning_chain
+        trace: dict[str, Any] = {"strategy": "sc", "k": self.k, **o.to_dict()}
+        trace["steps"] = [s.to_dict() for s in winner.steps] if winner else []
+        answer_tokens = 0
+        if winner is not None and winner.answer is not None:
+            votes = o.vote.counts.get(o.vote.winner or "", 0)
+            items.append(
+                self._line(
+                    f"\nVote: {o.vote.winner} ({votes} of {o.vote.voters} votes); the reasoning "
+                    f"of sample {(o.winner or 0) + 1}:\n\n{format_steps(winner.steps)}"
+                )
+            )
+            items.append(Content(winner.answer.text))
+            answer_tokens = winner.answer.usage.completion_tokens
+        usage = o.usage
+        items.append(
+            Finished(
+                Outcome(
+                    answer=o.answer,
+                    reasoning="".join(self.lines),
+                    usage=usage,
+                    reasoning_tokens=usage.completion_tokens - answer_tokens,
+                    error=None if o.ok else o.error,
+                    trace=trace,
+                )
+            )
+        )
+        return items
+
+
+async def run(backend: Backend, plan: Plan) -> AsyncGenerator[Item, None]:
+    """The run's output.  Closing this generator cancels the chain and its upstream calls."""
+    translator: ChainTranslator | VoteTranslator
+    if plan.strategy == "sc":
+        translator = VoteTranslator(plan.k)
+        events: Any = SelfConsistency(
+            backend, plan.settings, k=plan.k, temperature=plan.sc_temperature
+        ).astream(plan.question, context=plan.context)
+    else:
+        translator = ChainTranslator()
+        events = Chain(backend, plan.settings).astream(plan.question, context=plan.context)
+    async with aclosing(events) as stream:
+        async for event in stream:
+            for item in translator.feed(event):
+                yield item
