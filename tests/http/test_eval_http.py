@@ -109,6 +109,8 @@ def test_eval_command_end_to_end(server, tmp_path: Path) -> None:
     result = cli(*common, "--modes", "direct,cot,chain", "--out", str(out), "--min-steps", "1")
     assert result.exit_code == 0, result.output
     assert "0 done, 9 to run" in result.output
+    # Not a terminal: one line per finished item instead of a bar, with the running accuracy.
+    assert "[9/9] " in result.output and "direct 67% cot 67% chain 67%" in result.output
     assert "66.7%" in result.output  # the table: 2 of 3 right in every mode
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 9

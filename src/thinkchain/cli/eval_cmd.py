@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, cast
 
 import typer
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -51,14 +52,14 @@ class RunningScore:
             self.correct[record.mode] += int(record.correct)
         self.errors += int(record.error is not None)
 
-    def text(self) -> str:
+    def text(self, markup: bool = True) -> str:
         parts = []
         for mode in self.modes:
             done = self.done[mode]
             share = f"{100 * self.correct[mode] / done:.0f}%" if done else "–"
             parts.append(f"{mode} {share}")
         if self.errors:
-            parts.append(f"[red]{self.errors} err[/]")
+            parts.append(f"[red]{self.errors} err[/]" if markup else f"{self.errors} err")
         return " ".join(parts)
 
 
@@ -183,7 +184,8 @@ def evaluate(
         f"{total - len(todo)} done, {len(todo)} to run → {out_dir}",
         highlight=False,
     )
-    interrupted = _run_with_progress(evaluation, chosen_names := [m.name for m in chosen], quiet)
+    chosen_names = [m.name for m in chosen]
+    interrupted = _run_with_progress(evaluation, chosen_names, quiet)
     info = ReportInfo(
         dataset=f"{data.name} ({len(data.items)} items)",
         model=backend.model,
@@ -192,8 +194,6 @@ def evaluate(
         notes=_notes(evaluation, chosen_names, config),
     )
     written = evaluation.write_summary(info, rescore_answers=rescore)
-    from rich.console import Console
-
     Console(highlight=False).print(rich_table(written.summaries, title=info.dataset))
     err_console.print(f"summary: {written.summary_path}", highlight=False)
     if written.plot_path:
@@ -236,7 +236,8 @@ def _run_with_progress(evaluation: Evaluation, modes: list[str], quiet: bool) ->
             mark = "✓" if record.correct else ("error: " + record.error if record.error else "✗")
             err_console.print(
                 f"[{sum(score.done.values())}/{total}] {record.id} {record.mode} {mark} "
-                f"({record.prediction} vs {record.gold}, {record.seconds:.1f} s) · " + score.text(),
+                f"({record.prediction} vs {record.gold}, {record.seconds:.1f} s) · "
+                + score.text(markup=False),
                 markup=False,
                 highlight=False,
                 soft_wrap=True,
