@@ -53,6 +53,9 @@ _MAX_DIGITS = 60
 _YES = {"yes", "true", "correct", "是", "对", "是的", "正确"}
 _NO = {"no", "false", "incorrect", "否", "不", "不是", "不对", "错误"}
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Control characters (NUL padding from a broken detokeniser, terminal escapes) carry no answer
+# but would split "1200" into "1" and "200"; newlines and tabs stay, they separate lines.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _to_decimal(token: str) -> Decimal | None:
@@ -188,9 +191,11 @@ def extract_answer(text: str | None, expect: Expect = None) -> str | None:
     line), then the last number of the text.  Within a span the result of its last ``=`` wins
     over its first number.  ``expect="number"`` skips word answers and reads "none" as 0.
     """
-    if not text or not text.strip():
+    if not text:
         return None
-    text = unicodedata.normalize("NFKC", text).strip()
+    text = _CONTROL.sub("", unicodedata.normalize("NFKC", text)).strip()
+    if not text:
+        return None
     candidates: list[str] = []
     focus = _focus(text)
     if focus:

@@ -66,6 +66,9 @@ FREE_TEXT = [
     ("(B)", "b"),
     ("The answer is C.", "c"),
     ("Strawberry.", "strawberry"),
+    # control characters carry nothing: NUL padding between tokens, a stray escape
+    ("1\x00\x00\x002\x00\x000\x000", "1200"),
+    ("\x1b[1mAnswer: 7\x1b[0m", "7"),
 ]
 
 UNREADABLE = [
@@ -75,6 +78,7 @@ UNREADABLE = [
     "I do not know.",
     "The question cannot be answered from the information given.",
     "1/0",
+    "\x00\x00\x00",
 ]
 
 
