@@ -31,9 +31,11 @@ system-deps:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
 		else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; }
 
+# The web page on the embedded default model: http://127.0.0.1:8501 (PORT=... to change).
+PORT ?= 8501
 run: install
 	$(BIN)/thinkchain models pull default
-	$(BIN)/thinkchain ask "How many letters r are in the word strawberry?"
+	$(BIN)/thinkchain ui --port $(PORT)
 
 demo: install
 	$(BIN)/thinkchain ask --demo "How many letters r are in the word strawberry?"

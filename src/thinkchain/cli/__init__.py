@@ -6,9 +6,11 @@ import typer
 
 from .ask import ask
 from .eval_cmd import evaluate
+from .history_cmd import history_app
 from .models_cmd import models_app
 from .proxy_cmd import proxy
 from .serve_cmd import serve
+from .ui_cmd import ui
 
 app = typer.Typer(
     name="thinkchain",
@@ -22,6 +24,8 @@ app.command("eval")(evaluate)
 app.add_typer(models_app, name="models")
 app.command()(proxy)
 app.command()(serve)
+app.command()(ui)
+app.add_typer(history_app, name="history")
 
 
 def main() -> None:

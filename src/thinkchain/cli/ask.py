@@ -11,10 +11,12 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from ..cancel import CancelToken
 from ..chain import Chain, InvalidQuestion, clean_question
 from ..events import ChainCompleted, ChainFailed, ChainResult
+from ..history import ChainRecorder
 from ..settings import ChainSettings
 from .common import (
     ApiKeyOpt,
@@ -26,6 +28,7 @@ from .common import (
     err_console,
     fail,
 )
+from .history_cmd import HistoryOpt
 from .render import TerminalView
 
 
@@ -61,6 +64,10 @@ def ask(
     demo: Annotated[
         bool, typer.Option("--demo", help="Use a scripted demo model (no model needed).")
     ] = False,
+    history: HistoryOpt = None,
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="Do not keep this chain in the history.")
+    ] = False,
 ) -> None:
     """Ask a question; the model reasons in visible steps, then answers."""
     if question == "-":
@@ -90,8 +97,15 @@ def ask(
 
         ask_self_consistency(backend, settings, question, k=k, quiet=quiet, as_json=as_json)
         return
+    recorder = None
+    if not no_history:
+        recorder = ChainRecorder(history, backend=backend.name, source="cli", settings=settings)
     result = run_in_terminal(
-        Chain(backend, settings), question, show_steps=not quiet, print_answer=not as_json
+        Chain(backend, settings),
+        question,
+        show_steps=not quiet,
+        print_answer=not as_json,
+        recorder=recorder,
     )
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
@@ -100,7 +114,12 @@ def ask(
 
 
 def run_in_terminal(
-    chain: Chain, question: str, *, show_steps: bool = True, print_answer: bool = True
+    chain: Chain,
+    question: str,
+    *,
+    show_steps: bool = True,
+    print_answer: bool = True,
+    recorder: ChainRecorder | None = None,
 ) -> ChainResult:
     view = TerminalView(show_steps=show_steps, print_answer=print_answer)
     cancel = CancelToken()
@@ -108,9 +127,16 @@ def run_in_terminal(
     with _ctrl_c_cancels(cancel):
         for event in chain.stream(question, cancel=cancel):
             view.handle(event)
+            if recorder is not None:
+                recorder.handle(event)  # each finished step is saved at once
             if isinstance(event, (ChainCompleted, ChainFailed)):
                 result = event.result
     assert result is not None
+    if recorder is not None:
+        recorder.close()
+        if recorder.error is not None:
+            warning = f"warning: not kept in the history: {recorder.error}"
+            err_console.print(Text(warning, style="yellow"), soft_wrap=True)
     return result
 
 

@@ -1,0 +1,87 @@
+"""``thinkchain ui``: start the web page (Streamlit) on the embedded model or a server."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..backends.factory import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
+from ..history.store import ENV_HISTORY
+from ..models import ENV_MODEL_PATH
+from ..ui.backend_choice import ENV_DEMO
+from .common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    ModelOpt,
+    ModelPathOpt,
+    backend_from_options,
+    clear_errors,
+    err_console,
+    fail,
+)
+from .history_cmd import HistoryOpt
+
+APP = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+
+
+def ui(
+    port: Annotated[int, typer.Option(help="Port of the web page.")] = 8501,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")
+    ] = "127.0.0.1",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key: ApiKeyOpt = None,
+    model_path: ModelPathOpt = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Start on a scripted demo model (no model needed).")
+    ] = False,
+    history: HistoryOpt = None,
+) -> None:
+    """Start the web page: ask a question, watch each step as the model writes it."""
+    # The page reads its starting values from the same variables the other commands honour.
+    for name, value in (
+        (ENV_BASE_URL, ",".join(base_url or ())),
+        (ENV_MODEL, model),
+        (ENV_API_KEY, api_key),
+        (ENV_MODEL_PATH, model_path),
+        (ENV_HISTORY, history),
+        (ENV_DEMO, "1" if demo else None),
+    ):
+        if value:
+            os.environ[name] = value
+    if not demo and not base_url:
+        # Fetch (once) and load the embedded model now: errors show here, in the terminal,
+        # and the page finds the model already in memory (it is kept once per process).
+        with clear_errors():
+            backend_from_options(None, model, None, model_path)
+    try:
+        from streamlit.web import cli as streamlit_cli
+    except ImportError:
+        fail("the web page needs Streamlit: pip install 'thinkchain[ui]'")
+    err_console.print(f"thinkchain web page on http://{host}:{port}  (Ctrl-C to stop)")
+
+    sys.argv = [
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
+    sys.exit(streamlit_cli.main())

@@ -1,0 +1,40 @@
+"""The history of chains: a SQLite store several processes share, and a recorder fed by events.
+
+recorder = ChainRecorder(source="script", settings=settings)
+for event in chain.stream(question):
+    recorder.handle(event)
+recorder.close()
+HistoryStore().get(recorder.chain_id)  # the chain as it was
+"""
+
+from __future__ import annotations
+
+from .export import to_json, to_markdown
+from .record import COMPLETED, INTERRUPTED, RUNNING, ChainRecord
+from .recorder import ChainRecorder
+from .store import (
+    ENV_DATA_DIR,
+    ENV_HISTORY,
+    HistoryError,
+    HistoryStore,
+    data_dir,
+    default_path,
+    new_id,
+)
+
+__all__ = [
+    "COMPLETED",
+    "ENV_DATA_DIR",
+    "ENV_HISTORY",
+    "INTERRUPTED",
+    "RUNNING",
+    "ChainRecord",
+    "ChainRecorder",
+    "HistoryError",
+    "HistoryStore",
+    "data_dir",
+    "default_path",
+    "new_id",
+    "to_json",
+    "to_markdown",
+]

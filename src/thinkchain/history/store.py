@@ -1,0 +1,398 @@
+"""The SQLite store of chains: one row per chain, one row per finished step.
+
+Several processes (the web page, ``thinkchain ask``, scripts) may write the same file at once,
+so the database runs in WAL mode (readers never block the writer), every connection waits
+for locks (``busy_timeout``) instead of failing at once, and every write is one short
+``BEGIN IMMEDIATE`` transaction: a writer takes the lock before it reads anything, so two
+writers can never deadlock upgrading a read lock.  Each finished step is committed on its
+own, so a process killed in the middle of a chain loses at most the step it was generating.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from ..events import ChainError, FinalAnswer, Step, Usage
+from .record import ChainRecord
+
+ENV_HISTORY = "THINKCHAIN_HISTORY"  # the database file itself
+ENV_DATA_DIR = "THINKCHAIN_DATA_DIR"  # the folder it lives in by default
+DEFAULT_FILENAME = "history.sqlite3"
+ENV_TIMEOUT = "THINKCHAIN_HISTORY_TIMEOUT"  # seconds a write waits for a lock
+DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's transaction
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chains (
+    id          TEXT PRIMARY KEY,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    question    TEXT NOT NULL,
+    lang        TEXT NOT NULL DEFAULT '',
+    model       TEXT NOT NULL DEFAULT '',
+    mode        TEXT NOT NULL DEFAULT '',
+    backend     TEXT NOT NULL DEFAULT '',
+    source      TEXT NOT NULL DEFAULT '',
+    settings    TEXT NOT NULL DEFAULT '{}',
+    status      TEXT NOT NULL,
+    error       TEXT,
+    answer      TEXT,
+    seconds     REAL,
+    usage       TEXT,
+    stats       TEXT,
+    paired_with TEXT,
+    pid         INTEGER,
+    host        TEXT
+);
+CREATE INDEX IF NOT EXISTS chains_by_time ON chains (created_at DESC);
+CREATE INDEX IF NOT EXISTS chains_by_pair ON chains (paired_with);
+CREATE TABLE IF NOT EXISTS steps (
+    chain_id TEXT NOT NULL,
+    idx      INTEGER NOT NULL,
+    data     TEXT NOT NULL,
+    PRIMARY KEY (chain_id, idx)
+);
+"""
+
+
+class HistoryError(Exception):
+    """The history database cannot be opened, read or written.  The message is for people."""
+
+
+def data_dir() -> Path:
+    configured = os.environ.get(ENV_DATA_DIR)
+    if configured:
+        return Path(configured).expanduser()
+    return Path(platformdirs.user_data_dir("thinkchain"))
+
+
+def default_path() -> Path:
+    configured = os.environ.get(ENV_HISTORY)
+    if configured:
+        return Path(configured).expanduser()
+    return data_dir() / DEFAULT_FILENAME
+
+
+def default_timeout() -> float:
+    try:
+        return float(os.environ.get(ENV_TIMEOUT, DEFAULT_BUSY_TIMEOUT))
+    except ValueError:
+        return DEFAULT_BUSY_TIMEOUT
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def _describe(err: BaseException, path: Path) -> str:
+    text = str(err)
+    if "readonly" in text or "read-only" in text:
+        return f"the history database {path} is read-only ({text})"
+    if "locked" in text or "busy" in text:
+        return f"the history database {path} is locked by another process ({text})"
+    return f"the history database {path} cannot be used ({text})"
+
+
+class HistoryStore:
+    """A connection to one history database.  Safe to share between threads."""
+
+    def __init__(self, path: Path | str | None = None, *, timeout: float | None = None) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_path()
+        self.timeout = default_timeout() if timeout is None else timeout
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as err:
+            raise HistoryError(_describe(err, self.path)) from None
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            self._prepare()
+        except sqlite3.Error as err:
+            self._conn.close()
+            raise HistoryError(_describe(err, self.path)) from None
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Create the schema and switch to WAL once; later opens only read two pragmas."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if self._conn.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
+                    with self._write() as conn:
+                        # One statement at a time: executescript() would commit first.
+                        for statement in _SCHEMA.split(";"):
+                            if statement.strip():
+                                conn.execute(statement)
+                        conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as err:
+                # Switching to WAL needs a moment alone with the file; another process
+                # creating the same database at the same time makes it fail without waiting.
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self._conn.execute("PRAGMA synchronous = NORMAL")  # WAL: safe against process crashes
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _run_write(self, work: Any) -> None:
+        try:
+            with self._write() as conn:
+                work(conn)
+        except sqlite3.Error as err:
+            raise HistoryError(_describe(err, self.path)) from None
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        try:
+            with self._lock:
+                cursor = self._conn.execute(sql, args)
+                names = [d[0] for d in cursor.description]
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        except sqlite3.Error as err:
+            raise HistoryError(_describe(err, self.path)) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing (one transaction each) -------------------------------------------------------
+
+    def start_chain(
+        self,
+        chain_id: str,
+        question: str,
+        *,
+        lang: str = "",
+        model: str = "",
+        mode: str = "",
+        backend: str = "",
+        source: str = "",
+        settings: dict[str, Any] | None = None,
+        paired_with: str | None = None,
+        created_at: float | None = None,
+    ) -> None:
+        now = time.time() if created_at is None else created_at
+        row = (
+            chain_id,
+            now,
+            now,
+            question,
+            lang,
+            model,
+            mode,
+            backend,
+            source,
+            json.dumps(settings or {}, ensure_ascii=False),
+            "running",
+            paired_with,
+            os.getpid(),
+            socket.gethostname(),
+        )
+        self._run_write(
+            lambda conn: conn.execute(
+                "INSERT INTO chains (id, created_at, updated_at, question, lang, model, mode,"
+                " backend, source, settings, status, paired_with, pid, host)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+        )
+
+    def add_step(self, chain_id: str, step: Step) -> None:
+        data = json.dumps(step.to_dict(), ensure_ascii=False)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO steps (chain_id, idx, data) VALUES (?, ?, ?)",
+                (chain_id, step.index, data),
+            )
+            conn.execute("UPDATE chains SET updated_at = ? WHERE id = ?", (time.time(), chain_id))
+
+        self._run_write(work)
+
+    def set_answer(self, chain_id: str, answer: FinalAnswer) -> None:
+        data = json.dumps(answer.to_dict(), ensure_ascii=False)
+        self._run_write(
+            lambda conn: conn.execute(
+                "UPDATE chains SET answer = ?, updated_at = ? WHERE id = ?",
+                (data, time.time(), chain_id),
+            )
+        )
+
+    def finish_chain(
+        self,
+        chain_id: str,
+        *,
+        status: str,
+        error: ChainError | None,
+        seconds: float,
+        usage: Usage,
+        stats: dict[str, Any],
+        question: str | None = None,
+        lang: str | None = None,
+    ) -> None:
+        values = (
+            status,
+            None if error is None else json.dumps(error.to_dict(), ensure_ascii=False),
+            seconds,
+            json.dumps(usage.to_dict()),
+            json.dumps(stats),
+            time.time(),
+        )
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE chains SET status = ?, error = ?, seconds = ?, usage = ?, stats = ?,"
+                " updated_at = ? WHERE id = ?",
+                (*values, chain_id),
+            )
+            # The chain cleans the question (control characters, whitespace) and resolves
+            # "auto" to a language only once it runs: keep what was really asked.
+            if question is not None:
+                conn.execute("UPDATE chains SET question = ? WHERE id = ?", (question, chain_id))
+            if lang is not None:
+                conn.execute("UPDATE chains SET lang = ? WHERE id = ?", (lang, chain_id))
+
+        self._run_write(work)
+
+    def delete(self, chain_id: str) -> bool:
+        """Delete a chain, its steps and the direct answer paired with it."""
+        deleted: list[int] = []
+
+        def work(conn: sqlite3.Connection) -> None:
+            paired = conn.execute("SELECT id FROM chains WHERE paired_with = ?", (chain_id,))
+            for one in [chain_id, *(row[0] for row in paired.fetchall())]:
+                conn.execute("DELETE FROM steps WHERE chain_id = ?", (one,))
+                deleted.append(conn.execute("DELETE FROM chains WHERE id = ?", (one,)).rowcount)
+
+        self._run_write(work)
+        return bool(deleted and deleted[0])
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def list(self, limit: int | None = 50, *, include_paired: bool = False) -> list[ChainRecord]:
+        """The newest chains first, without their steps (``step_count`` says how many)."""
+        where = "" if include_paired else "WHERE c.paired_with IS NULL"
+        rows = self._read(
+            "SELECT c.*, (SELECT COUNT(*) FROM steps s WHERE s.chain_id = c.id) AS step_count"
+            f" FROM chains c {where} ORDER BY c.created_at DESC, c.rowid DESC LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        return [_record(row, steps=[]) for row in rows]
+
+    def get(self, chain_id: str) -> ChainRecord | None:
+        rows = self._read(
+            "SELECT c.*, (SELECT COUNT(*) FROM steps s WHERE s.chain_id = c.id) AS step_count"
+            " FROM chains c WHERE c.id = ?",
+            (chain_id,),
+        )
+        if not rows:
+            return None
+        steps = [
+            Step.from_dict(json.loads(row["data"]))
+            for row in self._read(
+                "SELECT data FROM steps WHERE chain_id = ? ORDER BY idx", (chain_id,)
+            )
+        ]
+        record = _record(rows[0], steps=steps)
+        paired = self._read("SELECT id FROM chains WHERE paired_with = ? LIMIT 1", (chain_id,))
+        if paired:
+            record.paired = self.get(paired[0]["id"])
+        return record
+
+    def resolve(self, prefix: str) -> str:
+        """The full id of the one chain whose id starts with ``prefix``."""
+        prefix = prefix.strip()
+        if not prefix:
+            raise HistoryError("no chain id given")
+        rows = self._read(
+            "SELECT id FROM chains WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+            (prefix, prefix + "\uffff"),
+        )
+        if not rows:
+            raise HistoryError(f"no chain with id {prefix!r} in {self.path}")
+        if len(rows) > 1:
+            raise HistoryError(f"the id {prefix!r} matches several chains; give more characters")
+        return str(rows[0]["id"])
+
+
+def _pid_alive(pid: int | None, host: str | None) -> bool | None:
+    """Whether the process that wrote a chain still runs (None: it ran on another machine)."""
+    if pid is None or host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _record(row: dict[str, Any], *, steps: list[Step]) -> ChainRecord:
+    status = row["status"]
+    # A chain still marked running whose process is gone was killed mid-chain.
+    if status == "running" and _pid_alive(row["pid"], row["host"]) is False:
+        status = "interrupted"
+    error = _loads(row["error"])
+    answer = _loads(row["answer"])
+    usage = _loads(row["usage"])
+    return ChainRecord(
+        id=row["id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        question=row["question"],
+        lang=row["lang"],
+        model=row["model"],
+        mode=row["mode"],
+        backend=row["backend"],
+        source=row["source"],
+        settings=json.loads(row["settings"] or "{}"),
+        status=status,
+        error=None
+        if error is None
+        else ChainError(error["kind"], error["message"], error["server"]),
+        steps=steps,
+        step_count=int(row.get("step_count") or len(steps)),
+        answer=None if answer is None else FinalAnswer.from_dict(answer),
+        seconds=row["seconds"],
+        usage=None if usage is None else Usage.from_dict(usage),
+        stats=_loads(row["stats"]) or {},
+        paired_with=row["paired_with"],
+    )

@@ -1,0 +1,162 @@
+"""The sidebar: page language, model, chain settings, and the list of past chains."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+from pydantic import ValidationError
+
+from ..history import ChainRecord
+from ..settings import MODES, ChainSettings
+from .backend_choice import DEMO, EMBEDDED, SERVER, BackendChoice, embedded_options, kinds
+from .markdown import safe_label
+from .texts import LANGUAGES, has_text
+
+Translate = Callable[..., str]
+
+OPEN_KEY = "tc.open"  # the id of the chain opened from the history, if any
+
+_STATUS_ICONS = {
+    "completed": "✅",
+    "running": "⏳",
+    "cancelled": "⏹️",
+    "interrupted": "✂️",
+}
+
+
+@dataclass(frozen=True)
+class PageSettings:
+    choice: BackendChoice
+    chain: ChainSettings | None  # None when the values do not go together
+    problem: str | None  # why ``chain`` is None
+
+
+def language() -> str:
+    """The page language: chosen in the sidebar, first guessed from the browser."""
+    if "tc.ui_lang" not in st.session_state:
+        locale = getattr(st.context, "locale", None) or ""
+        st.session_state["tc.ui_lang"] = "zh" if str(locale).lower().startswith("zh") else "en"
+    choice = st.sidebar.radio(
+        "Language · 语言",
+        options=list(LANGUAGES),
+        format_func=LANGUAGES.__getitem__,
+        horizontal=True,
+        key="tc.ui_lang",
+    )
+    return str(choice)
+
+
+def _bounds(name: str) -> tuple[Any, Any, Any]:
+    """A setting's lower bound, upper bound and default, as ChainSettings declares them."""
+    info = ChainSettings.model_fields[name]
+    low = high = None
+    for rule in info.metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    return low, high, info.default
+
+
+def settings(t: Translate, start: BackendChoice) -> PageSettings:
+    side = st.sidebar
+    side.header(t("settings"))
+    offered = kinds()
+    labels = {EMBEDDED: t("backend_embedded"), SERVER: t("backend_server"), DEMO: t("backend_demo")}
+    kind = side.radio(
+        t("backend"),
+        offered,
+        index=offered.index(start.kind) if start.kind in offered else 0,
+        format_func=labels.__getitem__,
+        key="tc.backend",
+    )
+    choice = BackendChoice(str(kind))
+    if kind == EMBEDDED:
+        options = embedded_options()
+        embedded = side.selectbox(
+            t("embedded_model"),
+            options,
+            index=options.index(start.embedded) if start.embedded in options else 0,
+            key="tc.embedded",
+        )
+        choice = BackendChoice(EMBEDDED, embedded=str(embedded))
+    elif kind == SERVER:
+        url = side.text_input(
+            t("server_url"), value=start.base_url, help=t("server_url_help"), key="tc.url"
+        )
+        model = side.text_input(
+            t("server_model"), value=start.model, help=t("server_model_help"), key="tc.model"
+        )
+        key = side.text_input(t("api_key"), value=start.api_key, type="password", key="tc.key")
+        choice = BackendChoice(SERVER, base_url=url.strip(), model=model.strip(), api_key=key)
+
+    # Modes come from the chain's settings; one added later shows by its name until translated.
+    mode_labels = {m: t(f"mode_{m}") if has_text("en", f"mode_{m}") else m for m in MODES}
+    mode = side.selectbox(t("mode"), MODES, format_func=mode_labels.__getitem__, key="tc.mode")
+    low, high, default = _bounds("temperature")
+    temperature = side.slider(
+        t("temperature"), float(low), float(high), float(default), 0.05, key="tc.temperature"
+    )
+    low, high, default = _bounds("min_steps")
+    min_steps = side.number_input(t("min_steps"), low, high, default, key="tc.min_steps")
+    low, high, default = _bounds("max_steps")
+    max_steps = side.number_input(t("max_steps"), low, high, default, key="tc.max_steps")
+    low, high, default = _bounds("max_tokens_per_step")
+    max_tokens = side.number_input(
+        t("max_tokens"), low, high, default, step=100, key="tc.max_tokens"
+    )
+    langs = ["auto", "en", "zh"]
+    lang = side.selectbox(
+        t("reasoning_lang"), langs, format_func=lambda v: t(f"lang_{v}"), key="tc.lang"
+    )
+    with side.expander(t("budgets")):
+        total_tokens = st.number_input(t("max_total_tokens"), 0, None, 0, 100, key="tc.budget_t")
+        seconds = st.number_input(t("max_seconds"), 0, None, 0, 10, key="tc.budget_s")
+    try:
+        chain = ChainSettings(
+            mode=mode,
+            temperature=temperature,
+            min_steps=int(min_steps),
+            max_steps=int(max_steps),
+            max_tokens_per_step=int(max_tokens),
+            final_max_tokens=max(int(max_tokens), _bounds("final_max_tokens")[2]),
+            lang=lang,
+            max_total_tokens=int(total_tokens) or None,
+            max_seconds=float(seconds) or None,
+        )
+    except ValidationError as err:
+        problem = "; ".join(
+            str(e.get("msg", "")).removeprefix("Value error, ") for e in err.errors()
+        )
+        return PageSettings(choice, None, problem)
+    return PageSettings(choice, chain, None)
+
+
+def history(t: Translate, records: list[ChainRecord] | None, problem: str | None) -> None:
+    side = st.sidebar
+    side.header(t("history"))
+    if problem is not None:
+        side.warning(t("history_unavailable", message=safe_label(problem)))
+        return
+    if not records:
+        side.caption(t("history_empty"))
+        return
+    for record in records:
+        icon = _STATUS_ICONS.get(record.status, "⚠️")
+        question = " ".join(record.question.split())
+        short = question if len(question) <= 60 else question[:57] + "…"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at))
+        side.button(
+            f"{icon} {safe_label(short)}",
+            key=f"tc.history.{record.id}",
+            help=f"{when} · {record.model} · {record.status}",
+            on_click=_open,
+            args=(record.id,),
+            width="stretch",
+        )
+
+
+def _open(chain_id: str) -> None:
+    st.session_state[OPEN_KEY] = chain_id

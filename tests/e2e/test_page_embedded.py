@@ -1,0 +1,41 @@
+"""The web page on the real embedded model (the small one, to stay quick)."""
+
+from __future__ import annotations
+
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from thinkchain import models
+from thinkchain.history import HistoryStore
+from thinkchain.ui import app as page_module
+
+
+def test_the_page_reasons_on_the_embedded_model(small_model_path, tmp_path, monkeypatch):
+    monkeypatch.setenv(models.ENV_CACHE, str(small_model_path.parent.parent))
+    monkeypatch.setenv("THINKCHAIN_HISTORY", str(tmp_path / "history.sqlite3"))
+    at = AppTest.from_file(page_module.__file__, default_timeout=300)
+    at.run()
+    at.sidebar.selectbox(key="tc.embedded").set_value("small")
+    at.sidebar.number_input(key="tc.min_steps").set_value(1)
+    at.sidebar.number_input(key="tc.max_steps").set_value(2)
+    at.sidebar.number_input(key="tc.max_tokens").set_value(200)
+    at.text_area(key="tc.question").input("What is 12 + 30?")
+    next(b for b in at.button if b.label == "Think it through").click()
+    at.run()
+    assert not at.exception and not at.main.error, [e.value for e in at.main.error]
+
+    run = at.session_state[page_module.RUN_KEY]
+    deadline = time.monotonic() + 600
+    while not run.done:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    at.run()
+    assert not at.exception
+    steps = [e.label for e in at.main.expander if e.label.startswith("Step ")]
+    assert 1 <= len(steps) <= 2
+    assert "Final answer" in [s.value for s in at.main.subheader]
+    assert any(m.value.startswith("**Total thinking time: ") for m in at.main.markdown)
+    with HistoryStore(tmp_path / "history.sqlite3") as store:
+        [record] = store.list()
+    assert record.status == "completed" and record.model.startswith("qwen2.5-coder-0.5b")
