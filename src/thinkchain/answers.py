@@ -21,7 +21,7 @@ Expect = Literal["number"] | None
 
 # Where a text says "this is the answer": the last such marker wins.
 _MARKERS = re.compile(
-    r"(?:final\s+answer|answer|result)\s*(?:is|:|=|：)|答案\s*(?:是|为|：|:)?|结果\s*(?:是|为|：|:)|"
+    r"(?:final[\s_]+answer|answer|result)\s*(?:is|:|=|：)|答案\s*(?:是|为|：|:)?|结果\s*(?:是|为|：|:)|"
     r"\\boxed\{",
     re.I,
 )

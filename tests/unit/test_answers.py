@@ -39,6 +39,7 @@ FREE_TEXT = [
     ("First I thought the answer is 12.\nOn reflection the final answer is 14.", "14"),
     ("Reasoning: 16 - 3 - 4 = 9 eggs.\n9 * 2 = 18\nAnswer: $18", "18"),
     ("We get \\boxed{72} in the end.", "72"),
+    ('Final_answer: "The word contains 3 letters l, not 7."', "3"),
     ("答案是 18", "18"),
     ("结果是：7 个", "7"),
     # a bold span states the answer
