@@ -49,7 +49,7 @@ def plot_accuracy_vs_tokens(summaries: Sequence[ModeSummary], path: Path, title:
             ax.set_xlim(min(xs) / 2, max(xs) * 2)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_ylim(0, 100)
+        ax.set_ylim(-3, 103)  # a point at 0 % or 100 % stays whole, not cut by the frame
         ax.set_xlabel("generated tokens per item (mean, log scale)")
         ax.set_ylabel("accuracy (%) with 95 % Wilson interval")
         ax.set_title(title, fontsize=10)
