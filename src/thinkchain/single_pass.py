@@ -142,6 +142,7 @@ class SinglePass:
                 completion_usage = generated.completion.usage
                 for piece in self.splitter.finish():
                     self._handle(piece)
+                self._close_open()  # the reply ended inside a step: that step is complete
             except _EndStream as end:
                 self.stop_reason = end.reason
             self._account_prompt(completion_usage, first_step)
@@ -159,7 +160,8 @@ class SinglePass:
                 break
             self._close_open()
             if self.in_answer and "".join(self.answer_parts).strip():
-                self._finish_answer(completion_usage)
+                produced_steps = first_step < len(run.result.steps)
+                self._finish_answer(completion_usage, with_prompt=not produced_steps)
                 return
             break
         # No usable answer in the reply: ask for it, with the steps as the assistant's turn.
@@ -261,9 +263,11 @@ class SinglePass:
         run.emit(StepDone(step))
 
     def _account_prompt(self, usage: Usage, first_step: int) -> None:
-        """The call's prompt tokens go to the first step it produced (the answer's are counted
-        with the answer); a call that produced neither spent them for nothing."""
-        if not usage.prompt_tokens or self.in_answer:
+        """The call's prompt tokens go to the first step it produced, else to the answer it
+        produced (see _finish_answer); a call that produced neither spent them for nothing."""
+        if not usage.prompt_tokens:
+            return
+        if first_step >= len(self.run.result.steps) and self.in_answer:
             return
         prompt_part = Usage(prompt_tokens=usage.prompt_tokens, cached_tokens=usage.cached_tokens)
         steps = self.run.result.steps
@@ -274,14 +278,14 @@ class SinglePass:
         else:
             self.run.result.wasted_usage = self.run.result.wasted_usage + prompt_part
 
-    def _finish_answer(self, usage: Usage) -> None:
+    def _finish_answer(self, usage: Usage, *, with_prompt: bool) -> None:
         run = self.run
         text = "".join(self.answer_parts).strip()
-        answer_usage = Usage(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=self.answer_tokens,
-            cached_tokens=usage.cached_tokens,
-        )
+        answer_usage = Usage(completion_tokens=self.answer_tokens)
+        if with_prompt:
+            answer_usage = answer_usage + Usage(
+                prompt_tokens=usage.prompt_tokens, cached_tokens=usage.cached_tokens
+            )
         answer = FinalAnswer(
             text=text,
             seconds=perf_counter() - self.answer_started,

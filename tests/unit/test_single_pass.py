@@ -212,3 +212,28 @@ def test_chinese_single_pass_uses_chinese_prompts():
     )
     assert backend.requests[0].messages[0]["content"] == prompt("zh", "single_pass_system")
     assert result.steps[0].title == "复述" and result.answer.text == "3"
+
+
+def test_the_calls_prompt_tokens_are_counted_once_with_the_first_step():
+    from thinkchain.events import Usage
+
+    _, _, result = run([Reply(CHAIN, usage=Usage(prompt_tokens=300, completion_tokens=90))])
+    assert result.steps[0].usage.prompt_tokens == 300
+    assert all(s.usage.prompt_tokens == 0 for s in result.steps[1:])
+    assert result.answer.usage.prompt_tokens == 0
+    assert result.usage.prompt_tokens == 300
+
+
+def test_prompt_tokens_go_to_the_step_even_when_the_reply_ends_inside_it():
+    from thinkchain.events import Usage
+
+    backend, _, result = run(
+        [
+            Reply(
+                "### Step 1: Only\nIt is 3.", usage=Usage(prompt_tokens=200, completion_tokens=9)
+            ),
+            "3",
+        ]
+    )
+    assert result.steps[0].usage.prompt_tokens == 200
+    assert result.wasted_usage.prompt_tokens == 0

@@ -1,31 +1,29 @@
 """The embedded backend: a GGUF model run in-process by llama.cpp (llama-cpp-python).
 
-Why we drive ``Llama.generate`` ourselves instead of ``create_chat_completion``:
+Why we render prompts and drive decoding ourselves instead of ``create_chat_completion``:
 
-* KV reuse is visible and measurable: we render the chat template and tokenize the prompt,
-  so we know exactly how many prompt tokens are already in the KV cache (a chain's prompt
-  only ever grows by the last step, so each call evaluates only the new tokens);
-* schemas are enforced by an llguidance token mask at full decode speed (llama.cpp's own
-  JSON grammar is the fallback) and generation stops the moment the JSON object is complete;
+* KV reuse is visible and measurable: we tokenize the rendered chat, so we know exactly how
+  many prompt tokens are already in the KV cache (a chain's prompt only grows by the last
+  step, so each call evaluates only the new tokens);
+* schemas and envelopes are enforced by an llguidance token mask at full decode speed
+  (llama.cpp's own JSON grammar is the fallback), and generation stops the moment the JSON
+  object is complete;
+* several generations decode together in one batch (``n_parallel``; see llama_engine.py);
 * cancellation takes effect between two tokens.
-
-llama.cpp is not thread-safe and decodes one sequence at a time here, so generations are
-serialised by a lock and run in a worker thread; the event loop stays free.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
+import itertools
+import json
 import os
+import queue
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ..events import Usage
 from . import schema_mask
@@ -33,15 +31,13 @@ from .base import (
     BackendError,
     Chunk,
     Completion,
-    ContextOverflow,
     GenerationRequest,
     Message,
     RequestRejected,
-    TextChunk,
 )
+from .llama_engine import DecodeEngine, EngineRequest
 
 DEFAULT_CONTEXT = 8192
-
 _GGUF_MAGIC = b"GGUF"
 
 
@@ -61,32 +57,20 @@ def check_gguf(path: Path) -> None:
         raise ModelLoadError(f"not a GGUF model file (bad header): {path}")
 
 
-class _End:
-    __slots__ = ()
-
-
-_END = _End()
-
-
-class _Failure:
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
 class LlamaCppBackend:
-    """A GGUF model in this process.  Loading takes a few seconds; reuse the instance."""
+    """A GGUF model in this process.  Loading takes a few seconds; reuse the instance.
 
-    # One sequence at a time: callers that could run requests side by side (self-consistency)
-    # run them one after another instead, which keeps the shared prefix in the KV cache.
-    max_parallel = 1
+    ``n_parallel`` sequences decode together; ``n_ctx`` is the context of each of them
+    (their KV cells come from one shared pool of ``n_ctx`` × ``n_parallel`` cells, less
+    where they share a prefix).
+    """
 
     def __init__(
         self,
         model_path: str | os.PathLike[str],
         *,
         n_ctx: int = DEFAULT_CONTEXT,
+        n_parallel: int = 1,
         n_threads: int | None = None,
         n_batch: int = 512,
         seed: int = 0,
@@ -97,6 +81,7 @@ class LlamaCppBackend:
         path = Path(model_path).expanduser()
         check_gguf(path)
         try:
+            import llama_cpp
             from llama_cpp import Llama
         except ImportError as err:  # pragma: no cover - depends on the install
             raise ModelLoadError(
@@ -104,34 +89,36 @@ class LlamaCppBackend:
             ) from err
         threads = n_threads or os.cpu_count() or 1
         try:
+            # This Llama object provides the weights, vocabulary and metadata; its own tiny
+            # context is never used for generation (the engine has its own).
             self._llama = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_batch=n_batch,
-                seed=seed,
-                verbose=verbose,
+                model_path=str(path), n_ctx=64, n_batch=8, n_threads=1, verbose=verbose
             )
         except (ValueError, RuntimeError, OSError) as err:
             raise ModelLoadError(f"llama.cpp could not load {path}: {err}") from err
         self.path = path
         self._model_name = model_name or path.stem
-        self._n_ctx = self._llama.n_ctx()
-        self._lock = threading.Lock()
-        # One worker thread: llama.cpp runs one generation at a time anyway.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thinkchain-llama")
-        self._formatter = self._make_formatter()
+        self.max_parallel = max(1, n_parallel)
+        self._n_ctx = n_ctx
         vocab = self._llama._model.vocab
-        import llama_cpp
-
         self._eog = {
             t for t in range(self._llama.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)
         }
+        self._formatter = self._make_formatter()
         self._use_mask = use_schema_mask and schema_mask.available()
         self._masker: schema_mask.TokenMasker | None = None
         self._masker_lock = threading.Lock()
-        # Prompt tokens evaluated and reused by the last generation, for benchmarks.
+        self._seeds = itertools.count(seed)
+        self._engine = DecodeEngine(
+            self._llama,
+            n_parallel=self.max_parallel,
+            n_ctx=n_ctx * self.max_parallel,
+            n_batch=n_batch,
+            n_threads=threads,
+            eog=self._eog,
+            name=self.name,
+        )
+        # Usage of the last finished generation, for benchmarks.
         self.last_usage: Usage | None = None
 
     # -- protocol -----------------------------------------------------------------------------
@@ -152,44 +139,71 @@ class LlamaCppBackend:
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        stop = threading.Event()
+        items: asyncio.Queue[Any] = asyncio.Queue()
 
-        def put(item: Any) -> None:
+        def emit(item: Any) -> None:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+                loop.call_soon_threadsafe(items.put_nowait, item)
 
-        def work() -> None:
-            try:
-                for item in self.generate_sync(request, stop):
-                    put(item)
-            except BaseException as err:
-                put(_Failure(err))
-            finally:
-                put(_END)
-
-        future = loop.run_in_executor(self._executor, work)
+        stop = threading.Event()
+        self._engine.submit(self._engine_request(request, emit, stop))
         try:
             while True:
-                item = await queue.get()
-                if item is _END:
-                    break
-                if isinstance(item, _Failure):
-                    if isinstance(item.error, BackendError):
-                        raise item.error
-                    raise BackendError(
-                        f"llama.cpp failed: {type(item.error).__name__}: {item.error}",
-                        server=self.name,
-                    ) from item.error
-                yield item
+                item = await items.get()
+                if item is None:
+                    return
+                yield self._checked(item)
         finally:
             stop.set()
-            # Let the worker reach its next token and release the model before returning,
-            # so the next generation never waits on a stale one.
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(future)
+            self._engine.wake()
 
-    # -- work done in the worker thread ---------------------------------------------------------
+    def generate_sync(
+        self, request: GenerationRequest, stop: threading.Event | None = None
+    ) -> Iterator[Chunk]:
+        """Blocking generation: text chunks, then one Completion."""
+        items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        stop = stop or threading.Event()
+        self._engine.submit(self._engine_request(request, items.put, stop))
+        try:
+            while True:
+                item = items.get()
+                if item is None:
+                    return
+                yield self._checked(item)
+        finally:
+            stop.set()
+            self._engine.wake()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _checked(self, item: Any) -> Chunk:
+        if isinstance(item, BackendError):
+            raise item
+        if isinstance(item, BaseException):
+            raise BackendError(
+                f"llama.cpp failed: {type(item).__name__}: {item}", server=self.name
+            ) from item
+        if isinstance(item, Completion):
+            self.last_usage = item.usage
+        return item
+
+    def _engine_request(
+        self, request: GenerationRequest, emit: Any, stop: threading.Event
+    ) -> EngineRequest:
+        tokens = self._tokenize(self.render(request.messages))
+        masked, grammar = self._constraint(request)
+        seed = request.seed if request.seed is not None else next(self._seeds)
+        return EngineRequest(
+            tokens=tokens,
+            max_tokens=max(1, request.max_tokens),
+            temperature=request.temperature,
+            seed=seed,
+            emit=emit,
+            stop=stop,
+            masked=masked,
+            grammar=grammar,
+            server=self.name,
+        )
 
     def render(self, messages: Sequence[Message]) -> str:
         result = self._formatter(messages=[dict(m) for m in messages])
@@ -198,100 +212,12 @@ class LlamaCppBackend:
     def _tokenize(self, text: str) -> list[int]:
         return self._llama.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
 
-    def generate_sync(
-        self, request: GenerationRequest, stop: threading.Event | None = None
-    ) -> Iterator[Chunk]:
-        """Blocking generation: text chunks, then one Completion.  Thread-safe (serialised)."""
-        stop = stop or threading.Event()
-        with self._lock:
-            yield from self._generate_locked(request, stop)
-
-    def _generate_locked(
-        self, request: GenerationRequest, stop: threading.Event
-    ) -> Iterator[Chunk]:
-        llama = self._llama
-        tokens = self._tokenize(self.render(request.messages))
-        if len(tokens) >= self._n_ctx:
-            raise ContextOverflow(
-                f"the prompt has {len(tokens):,} tokens; the model's context holds {self._n_ctx:,}",
-                server=self.name,
-            )
-        max_tokens = max(1, min(request.max_tokens, self._n_ctx - len(tokens)))
-        cached = self._cached_prefix(tokens)
-        sampling = self._constraint(request)
-        logits_processor = None
-        grammar = None
-        if isinstance(sampling, schema_mask.MaskedSampling):
-            logits_processor = [sampling.logits_processor]
-        elif sampling is not None:
-            grammar = sampling
-        if request.seed is not None:
-            llama.set_seed(request.seed)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        produced = 0
-        finish = "length"
-        generator = llama.generate(
-            tokens,
-            temp=request.temperature,
-            logits_processor=logits_processor,  # type: ignore[arg-type]
-            grammar=grammar,
-        )
-        try:
-            for token in generator:
-                if stop.is_set():
-                    finish = "cancelled"
-                    break
-                if token in self._eog:
-                    finish = "stop"
-                    break
-                produced += 1
-                masked = isinstance(sampling, schema_mask.MaskedSampling)
-                if masked and not sampling.advance(token):
-                    raise BackendError(
-                        f"schema mask lost track of the output: {sampling.error}",
-                        server=self.name,
-                    )
-                text = decoder.decode(llama.detokenize([token], special=False))
-                if text:
-                    yield TextChunk(text)
-                if masked and sampling.finished:
-                    finish = "stop"
-                    break
-                if produced >= max_tokens:
-                    break
-        finally:
-            generator.close()
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            yield TextChunk(tail)
-        usage = Usage(prompt_tokens=len(tokens), completion_tokens=produced, cached_tokens=cached)
-        self.last_usage = usage
-        yield Completion(
-            usage=usage,
-            finish_reason=finish,
-            server=self.name,
-            schema_enforced=sampling is not None,
-        )
-
-    def _cached_prefix(self, tokens: list[int]) -> int:
-        """How many leading prompt tokens llama.cpp will find already in its KV cache."""
-        n = self._llama.n_tokens
-        if n == 0:
-            return 0
-        previous = np.asarray(self._llama.input_ids[:n])
-        length = min(len(previous), len(tokens))
-        if length == 0:
-            return 0
-        mismatch = np.nonzero(previous[:length] != np.asarray(tokens[:length]))[0]
-        prefix = int(mismatch[0]) if mismatch.size else length
-        # A fully cached prompt still re-evaluates its last token to get fresh logits.
-        return prefix - 1 if prefix == len(tokens) else prefix
-
-    def _constraint(self, request: GenerationRequest) -> Any:
+    def _constraint(self, request: GenerationRequest) -> tuple[Any, Any]:
+        """(llguidance mask, llama.cpp grammar): at most one of them, or neither."""
         lark = request.extra.get("lark")
         regex = request.extra.get("regex")
         if request.schema is None and lark is None and regex is None:
-            return None
+            return None, None
         if self._use_mask:
             masker = self._get_masker()
             if lark is not None:
@@ -301,16 +227,14 @@ class LlamaCppBackend:
             else:
                 grammar = masker.grammar_for_schema(request.schema)  # type: ignore[arg-type]
             try:
-                return masker.matcher(grammar)
+                return masker.matcher(grammar), None
             except ValueError as err:
                 raise RequestRejected(str(err), server=self.name) from err
-        if lark is not None or regex is not None:
-            return None  # no llguidance: free text, parsed leniently afterwards
-        import json
-
+        if request.schema is None:
+            return None, None  # no llguidance: free text, parsed leniently afterwards
         from llama_cpp import LlamaGrammar
 
-        return LlamaGrammar.from_json_schema(json.dumps(request.schema), verbose=False)
+        return None, LlamaGrammar.from_json_schema(json.dumps(request.schema), verbose=False)
 
     def _get_masker(self) -> schema_mask.TokenMasker:
         with self._masker_lock:
@@ -326,14 +250,17 @@ class LlamaCppBackend:
         template = self._llama.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelLoadError(f"{self.path.name} has no chat template in its metadata")
-        vocab = self._llama._model
-        bos = vocab.token_get_text(vocab.token_bos()) if vocab.token_bos() >= 0 else ""
-        eos = vocab.token_get_text(vocab.token_eos()) if vocab.token_eos() >= 0 else ""
+        model = self._llama._model
+        bos = model.token_get_text(model.token_bos()) if model.token_bos() >= 0 else ""
+        eos = model.token_get_text(model.token_eos()) if model.token_eos() >= 0 else ""
         # If the template writes the BOS text itself, the tokenizer must not add another.
         self._add_bos = "bos_token" not in template
         return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
 
+    @property
+    def engine(self) -> DecodeEngine:
+        return self._engine
+
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        with self._lock:
-            self._llama.close()
+        self._engine.close()
+        self._llama.close()

@@ -95,6 +95,15 @@ class MaskedSampling:
         np.putmask(scores, ~allowed, -np.inf)
         return scores
 
+    def apply_to(self, logits: np.ndarray) -> None:
+        """Set the logit of every token the grammar forbids to -inf, in place."""
+        self._matcher.unsafe_compute_mask_ptr(self._words.ctypes.data, self._words.nbytes)
+        n = min(logits.shape[0], self._n_vocab)
+        allowed = np.unpackbits(self._bits, bitorder="little", count=n).view(bool)
+        logits[:n][~allowed] = -np.inf
+        if logits.shape[0] > n:
+            logits[n:] = -np.inf
+
     def advance(self, token: int) -> bool:
         """Feed the sampled token; False if the grammar rejected it (it never should)."""
         return bool(self._matcher.consume_token(token))

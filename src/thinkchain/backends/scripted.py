@@ -164,10 +164,13 @@ def demo_backend() -> ScriptedBackend:
     answer = "There are **3** letters r in *strawberry* (positions 3, 8 and 9)."
     direct = "There are 2 letters r in strawberry."
 
-    chain = "".join(
-        f"### Step {i}: {json.loads(text)['title']}\n{json.loads(text)['content']}\n\n"
-        for i, text in enumerate(steps, start=1)
-    ) + f"### Answer\n{answer}\n"
+    chain = (
+        "".join(
+            f"### Step {i}: {json.loads(text)['title']}\n{json.loads(text)['content']}\n\n"
+            for i, text in enumerate(steps, start=1)
+        )
+        + f"### Answer\n{answer}\n"
+    )
 
     def by_purpose(request: GenerationRequest) -> ScriptItem:
         if request.purpose == "chain":  # single-pass: the whole chain in one reply

@@ -22,8 +22,8 @@ app = typer.Typer(
 app.command()(ask)
 app.command("eval")(evaluate)
 app.add_typer(models_app, name="models")
-app.command()(proxy)
 app.command()(serve)
+app.command()(proxy)
 app.command()(ui)
 app.add_typer(history_app, name="history")
 

@@ -17,7 +17,7 @@ from ..cancel import CancelToken
 from ..chain import Chain, InvalidQuestion, clean_question
 from ..events import ChainCompleted, ChainFailed, ChainResult
 from ..history import ChainRecorder
-from ..settings import ChainSettings
+from ..settings import DEFAULT_MODE, MODES, ChainSettings
 from .common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -39,6 +39,10 @@ def ask(
     api_key: ApiKeyOpt = None,
     model_path: ModelPathOpt = None,
     lang: Annotated[str, typer.Option(help="Prompt language: auto, zh or en.")] = "auto",
+    mode: Annotated[
+        str,
+        typer.Option(help="How the model thinks: " + ", ".join(MODES) + "."),
+    ] = DEFAULT_MODE,
     max_steps: Annotated[int, typer.Option(help="At most this many steps.")] = 25,
     min_steps: Annotated[int, typer.Option(help="At least this many steps.")] = 3,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.2,
@@ -74,6 +78,7 @@ def ask(
         question = sys.stdin.read()
     with clear_errors():
         settings = ChainSettings(
+            mode=mode,
             lang=lang,
             max_steps=max_steps,
             min_steps=min_steps,

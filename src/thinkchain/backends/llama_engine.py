@@ -1,0 +1,435 @@
+"""A small continuous-batching decode engine on llama.cpp's low-level API.
+
+Why not ``Llama.generate``: it decodes one sequence at a time.  On a CPU, decoding is bound
+by reading the weights from memory, so decoding several sequences in the same batch costs
+little more than one: self-consistency samples, concurrent evaluation items and proxy
+requests share each pass over the weights.
+
+The engine owns one llama.cpp context with ``n_parallel`` sequences ("slots") over a
+unified KV cache, and one worker thread that loops: admit waiting requests into free slots,
+put one token per decoding sequence (and chunks of new prompts) into a batch, decode it, and
+sample each sequence's next token.
+
+KV reuse.  A slot remembers which tokens its KV cells hold.  A new request goes to the free
+slot sharing the longest prefix with its prompt, so a chain's next step (its prompt is the
+previous prompt plus the previous reply) evaluates only the new tokens.  When another slot
+already holds a longer prefix (the same system prompt and question, for K self-consistency
+samples), its cells are shared into the new slot instead of being evaluated again, and a
+request whose prefix another slot is still evaluating waits for it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..events import Usage
+from .base import BackendError, Completion, ContextOverflow, TextChunk
+
+# A waiting request takes a slot holding a shorter cached prefix only when the longer one
+# is more than this many tokens away: evaluating a few tokens again is cheaper than waiting.
+_SHARE_MIN_GAIN = 16
+
+
+@dataclass
+class EngineRequest:
+    tokens: list[int]
+    max_tokens: int
+    temperature: float
+    seed: int
+    emit: Callable[[Any], None]  # receives TextChunk, Completion, or an Exception
+    stop: threading.Event
+    masked: Any = None  # schema_mask.MaskedSampling, or None
+    grammar: Any = None  # llama_cpp.LlamaGrammar fallback, or None
+    server: str = "llama.cpp"
+    # runtime state, owned by the engine thread
+    slot: int = -1
+    pending: list[int] = field(default_factory=list)
+    pos: int = 0
+    next_token: int | None = None
+    logit_index: int = -1
+    cached: int = 0
+    produced: int = 0
+    sampler: Any = None
+    decoder: Any = None
+    out_tokens: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Slot:
+    seq_id: int
+    tokens: list[int] = field(default_factory=list)  # what the KV cells of this seq hold
+    request: EngineRequest | None = None
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    x = np.asarray(a[:n], dtype=np.int64)
+    y = np.asarray(b[:n], dtype=np.int64)
+    diff = np.nonzero(x != y)[0]
+    return int(diff[0]) if diff.size else n
+
+
+class DecodeEngine:
+    def __init__(
+        self,
+        llama: Any,  # llama_cpp.Llama: the model, its vocab and tokenizer
+        *,
+        n_parallel: int,
+        n_ctx: int,
+        n_batch: int,
+        n_threads: int,
+        eog: set[int],
+        name: str,
+    ) -> None:
+        import llama_cpp
+
+        self._C = llama_cpp
+        self._llama = llama
+        self.name = name
+        self.n_ctx = n_ctx
+        self.n_batch = n_batch
+        self._eog = eog
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
+        params.n_seq_max = n_parallel
+        params.n_threads = n_threads
+        params.n_threads_batch = n_threads
+        params.kv_unified = True  # one pool of cells: slots can share prefix cells
+        params.no_perf = True
+        ctx = llama_cpp.llama_init_from_model(llama._model.model, params)
+        if not ctx:
+            raise BackendError("llama.cpp could not create a context", server=name)
+        self._ctx = ctx
+        self._mem = llama_cpp.llama_get_memory(ctx)
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._slots = [_Slot(i) for i in range(n_parallel)]
+        self._vocab = llama._model.vocab
+        self._pieces: dict[int, bytes] = {}
+        self._waiting: deque[EngineRequest] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="thinkchain-decode", daemon=True)
+        self._thread.start()
+
+    # -- public -------------------------------------------------------------------------------
+
+    def submit(self, request: EngineRequest) -> None:
+        with self._cond:
+            if self._closed:
+                raise BackendError("the model was closed", server=self.name)
+            self._waiting.append(request)
+            self._cond.notify()
+
+    def wake(self) -> None:
+        """Look at the requests again (one was cancelled)."""
+        with self._cond:
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+        self._C.llama_batch_free(self._batch)
+        self._C.llama_free(self._ctx)
+
+    @property
+    def cached_tokens(self) -> list[list[int]]:
+        """What each slot's KV cells hold (for tests and benchmarks)."""
+        return [list(s.tokens) for s in self._slots]
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _active(self) -> list[EngineRequest]:
+        return [s.request for s in self._slots if s.request is not None]
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and not self._waiting and not self._active():
+                    self._cond.wait()
+                if self._closed:
+                    for req in [*self._waiting, *self._active()]:
+                        self._fail(req, BackendError("the model was closed", server=self.name))
+                    return
+                self._admit()
+            try:
+                self._drop_cancelled()
+                if self._active():
+                    self._step()
+            except Exception as err:  # never let the worker die silently
+                for req in self._active():
+                    self._fail(req, err)
+
+    def _admit(self) -> None:
+        """Move waiting requests into free slots (called with the lock held)."""
+        for _ in range(len(self._waiting)):
+            free = [s for s in self._slots if s.request is None]
+            if not free:
+                return
+            req = self._waiting.popleft()
+            if req.stop.is_set():
+                self._finish(req, "cancelled", free_slot=False)
+                continue
+            if len(req.tokens) >= self.n_ctx:
+                self._fail(
+                    req,
+                    ContextOverflow(
+                        f"the prompt has {len(req.tokens):,} tokens; the context holds "
+                        f"{self.n_ctx:,}",
+                        server=self.name,
+                    ),
+                )
+                continue
+            best = max(free, key=lambda s: _common_prefix(s.tokens, req.tokens))
+            reuse = _common_prefix(best.tokens, req.tokens)
+            donor, donor_len = None, reuse
+            for other in self._slots:
+                if other is best:
+                    continue
+                shared = _common_prefix(other.tokens, req.tokens)
+                if shared > donor_len + _SHARE_MIN_GAIN:
+                    donor, donor_len = other, shared
+            # Someone is evaluating a longer shared prefix right now: wait for it.
+            evaluating = max(
+                (
+                    _common_prefix(s.tokens + s.request.pending, req.tokens)
+                    for s in self._slots
+                    if s.request is not None and s.request.pending
+                ),
+                default=0,
+            )
+            if evaluating > max(reuse, donor_len) + _SHARE_MIN_GAIN:
+                self._waiting.append(req)
+                continue
+            C = self._C
+            if donor is not None:
+                C.llama_memory_seq_rm(self._mem, best.seq_id, 0, -1)
+                C.llama_memory_seq_cp(self._mem, donor.seq_id, best.seq_id, 0, donor_len)
+                best.tokens = req.tokens[:donor_len]
+                reuse = donor_len
+            if reuse >= len(req.tokens):
+                reuse = len(req.tokens) - 1  # the last prompt token is decoded again for logits
+            if not C.llama_memory_seq_rm(self._mem, best.seq_id, reuse, -1):
+                C.llama_memory_seq_rm(self._mem, best.seq_id, 0, -1)
+                reuse = 0
+            best.tokens = best.tokens[:reuse]
+            req.slot = best.seq_id
+            req.cached = reuse
+            req.pos = reuse
+            req.pending = req.tokens[reuse:]
+            req.sampler = self._make_sampler(req)
+            req.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            best.request = req
+
+    def _make_sampler(self, req: EngineRequest) -> Any:
+        from llama_cpp._internals import LlamaSampler
+
+        sampler = LlamaSampler()
+        if req.masked is not None:
+            sampler.add_custom(_mask_applier(req.masked))
+        if req.grammar is not None:
+            sampler.add_grammar(self._llama._model, req.grammar)
+        if req.temperature <= 0:
+            sampler.add_greedy()
+        else:
+            sampler.add_top_k(40)
+            sampler.add_top_p(0.95, 1)
+            sampler.add_min_p(0.05, 1)
+            sampler.add_temp(req.temperature)
+            sampler.add_dist(req.seed & 0xFFFFFFFF)
+        return sampler
+
+    def _drop_cancelled(self) -> None:
+        with self._cond:
+            waiting = [r for r in self._waiting if r.stop.is_set()]
+            for req in waiting:
+                self._waiting.remove(req)
+        for req in waiting:
+            self._finish(req, "cancelled", free_slot=False)
+        for slot in self._slots:
+            held = slot.request
+            if held is not None and held.stop.is_set():
+                self._finish(held, "cancelled")
+
+    def _step(self) -> None:
+        C = self._C
+        batch = self._batch
+        n = 0
+        sampling: list[EngineRequest] = []
+        evaluated: dict[int, list[int]] = {}
+
+        def add(token: int, pos: int, seq: int, logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = token
+            batch.pos[n] = pos
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = seq
+            batch.logits[n] = 1 if logits else 0
+            evaluated.setdefault(seq, []).append(token)
+            n += 1
+
+        active = self._active()
+        before = {id(r): (r.pos, r.next_token, list(r.pending), r.logit_index) for r in active}
+        # Sequences that are decoding go first, one token each: their latency is what a
+        # user watches.  New prompts fill the rest of the batch in chunks.
+        for req in active:
+            if req.next_token is not None and not req.pending:
+                req.logit_index = n
+                add(req.next_token, req.pos, req.slot, True)
+                req.pos += 1
+                req.next_token = None
+                sampling.append(req)
+        for req in active:
+            if not req.pending or n >= self.n_batch:
+                continue
+            room = self.n_batch - n
+            chunk, req.pending = req.pending[:room], req.pending[room:]
+            for j, token in enumerate(chunk):
+                last = not req.pending and j == len(chunk) - 1
+                if last:
+                    req.logit_index = n
+                add(token, req.pos, req.slot, last)
+                req.pos += 1
+            if not req.pending:
+                sampling.append(req)
+        if n == 0:
+            return
+        batch.n_tokens = n
+        rc = C.llama_decode(self._ctx, batch)
+        if rc != 0:
+            # Nothing was decoded: put every request back as it was, make room, try again.
+            for req in active:
+                req.pos, req.next_token, req.pending, req.logit_index = before[id(req)]
+            self._make_room(rc)
+            return
+        for seq, tokens in evaluated.items():
+            self._slots[seq].tokens.extend(tokens)
+        for req in sampling:
+            self._sample(req)
+
+    def _make_room(self, rc: int) -> None:
+        """The batch did not fit the KV cache: drop idle slots' cached prefixes, else give up
+        on the request that needs the most room."""
+        freed = False
+        for slot in self._slots:
+            if slot.request is None and slot.tokens:
+                self._C.llama_memory_seq_rm(self._mem, slot.seq_id, 0, -1)
+                slot.tokens = []
+                freed = True
+        if not freed:
+            victim = max(self._active(), key=lambda r: r.pos + len(r.pending))
+            self._fail(
+                victim,
+                ContextOverflow(
+                    f"the model's context ({self.n_ctx:,} tokens shared by {len(self._slots)} "
+                    f"sequences) is full (llama_decode returned {rc})",
+                    server=self.name,
+                ),
+            )
+
+    def _sample(self, req: EngineRequest) -> None:
+        if req.stop.is_set():
+            self._finish(req, "cancelled")
+            return
+        token = int(self._C.llama_sampler_sample(req.sampler.sampler, self._ctx, req.logit_index))
+        if token in self._eog:
+            self._finish(req, "stop")
+            return
+        req.produced += 1
+        req.out_tokens.append(token)
+        masked = req.masked
+        if masked is not None and not masked.advance(token):
+            self._fail(
+                req,
+                BackendError(
+                    f"schema mask lost track of the output: {masked.error}", server=self.name
+                ),
+            )
+            return
+        text = req.decoder.decode(self._piece(token))
+        if text:
+            req.emit(TextChunk(text))
+        if masked is not None and masked.finished:
+            self._finish(req, "stop")
+        elif req.produced >= req.max_tokens or req.pos + 1 >= self.n_ctx:
+            self._finish(req, "length")
+        else:
+            req.next_token = token
+
+    def _piece(self, token: int) -> bytes:
+        """The bytes of one token (cached: the same few thousand tokens come up again)."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            size = 64
+            while True:
+                buf = ctypes.create_string_buffer(size)
+                n = self._C.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+                if n >= 0:
+                    piece = buf.raw[:n]
+                    break
+                size = -n
+            self._pieces[token] = piece
+        return piece
+
+    def _finish(self, req: EngineRequest, reason: str, free_slot: bool = True) -> None:
+        if req.decoder is not None:
+            tail = req.decoder.decode(b"", final=True)
+            if tail:
+                req.emit(TextChunk(tail))
+        usage = Usage(
+            prompt_tokens=len(req.tokens), completion_tokens=req.produced, cached_tokens=req.cached
+        )
+        req.emit(
+            Completion(
+                usage=usage,
+                finish_reason=reason,
+                server=self.name,
+                schema_enforced=req.masked is not None or req.grammar is not None,
+            )
+        )
+        req.emit(None)  # end of stream
+        self._release(req, free_slot)
+
+    def _fail(self, req: EngineRequest, error: BaseException) -> None:
+        req.emit(error)
+        req.emit(None)
+        self._release(req, True)
+
+    def _release(self, req: EngineRequest, free_slot: bool) -> None:
+        if req.sampler is not None:
+            req.sampler.close()
+            req.sampler = None
+        if free_slot and req.slot >= 0:
+            slot = self._slots[req.slot]
+            if slot.request is req:
+                slot.request = None
+        req.slot = -1
+
+
+def _mask_applier(masked: Any) -> Callable[[Any], None]:
+    """A llama.cpp custom sampler stage that forbids every token the grammar does not allow.
+
+    It runs first in the chain, when the candidate array still holds every token in id order.
+    """
+
+    def apply(cur_p: Any) -> None:
+        size = cur_p.contents.size
+        data = ctypes.cast(cur_p.contents.data, ctypes.POINTER(ctypes.c_float))
+        # llama_token_data is {int32 id; float logit; float p}: logits are every third float.
+        logits = np.ctypeslib.as_array(data, shape=(size * 3,))[1::3]
+        masked.apply_to(logits)
+
+    return apply
