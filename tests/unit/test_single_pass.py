@@ -227,7 +227,7 @@ def test_the_calls_prompt_tokens_are_counted_once_with_the_first_step():
 def test_prompt_tokens_go_to_the_step_even_when_the_reply_ends_inside_it():
     from thinkchain.events import Usage
 
-    backend, _, result = run(
+    _, _, result = run(
         [
             Reply(
                 "### Step 1: Only\nIt is 3.", usage=Usage(prompt_tokens=200, completion_tokens=9)

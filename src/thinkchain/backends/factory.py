@@ -26,6 +26,9 @@ class BackendConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     n_ctx: int | None = None
+    # Sequences the embedded model decodes together (concurrent chains, sc samples, eval
+    # items); 1 keeps memory lowest.  Servers batch on their own side.
+    parallel: int = 1
     demo: bool = False  # the scripted strawberry demo: no model at all
 
     @classmethod
@@ -55,19 +58,25 @@ class BackendConfig:
         return f"embedded model {self.model_path or self.model or 'default'}"
 
 
+# More sequences than this stop paying on a CPU: each adds compute and KV memory.
+MAX_PARALLEL = 8
+
 _embedded_lock = threading.Lock()
-_embedded: dict[tuple[str, int | None], Backend] = {}
+_embedded: dict[tuple[str, int | None, int], Backend] = {}
 
 
-def embedded_backend(model_path: Path, n_ctx: int | None = None) -> Backend:
+def embedded_backend(model_path: Path, n_ctx: int | None = None, parallel: int = 1) -> Backend:
     """The in-process model for ``model_path``, loaded once per process and shared."""
     from .llamacpp import DEFAULT_CONTEXT, LlamaCppBackend
 
-    key = (str(model_path.resolve()), n_ctx)
+    parallel = max(1, min(parallel, MAX_PARALLEL))
+    key = (str(model_path.resolve()), n_ctx, parallel)
     with _embedded_lock:
         backend = _embedded.get(key)
         if backend is None:
-            backend = LlamaCppBackend(model_path, n_ctx=n_ctx or DEFAULT_CONTEXT)
+            backend = LlamaCppBackend(
+                model_path, n_ctx=n_ctx or DEFAULT_CONTEXT, n_parallel=parallel
+            )
             _embedded[key] = backend
         return backend
 
@@ -96,4 +105,4 @@ def make_backend(
     if config.model and not config.model_path:
         name = find(config.model).name  # raises a clear error for unknown names
     path = resolve_model_path(config.model_path, model=name, progress=progress)
-    return embedded_backend(path, config.n_ctx)
+    return embedded_backend(path, config.n_ctx, config.parallel)

@@ -95,7 +95,13 @@ def ask(
         except InvalidQuestion as err:
             fail(str(err))
         backend = backend_from_options(
-            base_url, model, api_key, model_path, demo=demo, read_timeout=timeout
+            base_url,
+            model,
+            api_key,
+            model_path,
+            demo=demo,
+            read_timeout=timeout,
+            parallel=k if strategy == "sc" else 1,  # sc samples decode side by side
         )
     if strategy == "sc":  # self-consistency: K chains, one vote (cli/ask_sc.py)
         from .ask_sc import ask_self_consistency

@@ -121,7 +121,10 @@ def backend_from_options(
     demo: bool = False,
     read_timeout: float | None = None,
     connect_timeout: float | None = None,
+    parallel: int | None = None,
 ) -> Backend:
+    """The backend the options name.  ``parallel``: how many sequences the embedded model
+    should decode together (the caller's concurrency); servers ignore it."""
     config = BackendConfig.from_env(
         base_urls=tuple(base_url or ()),
         model=model,
@@ -130,6 +133,7 @@ def backend_from_options(
         demo=demo,
         read_timeout=read_timeout,
         connect_timeout=connect_timeout,
+        parallel=parallel,
     )
     progress, update = download_progress()
     try:

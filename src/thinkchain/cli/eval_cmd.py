@@ -155,7 +155,9 @@ def evaluate(
             settings, k=k, sc_temperature=sc_temperature, early_stop=cast(EarlyStop, early_stop)
         )
         out_dir = out or Path("results") / data.name
-        backend = backend_from_options(base_url, model, api_key, model_path, read_timeout=timeout)
+        backend = backend_from_options(
+            base_url, model, api_key, model_path, read_timeout=timeout, parallel=concurrency
+        )
         evaluation = Evaluation(
             data,
             chosen,

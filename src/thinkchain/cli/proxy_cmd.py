@@ -112,7 +112,9 @@ def proxy(
         )
         local = None
         if not upstreams:
-            local = backend_from_options(None, model, None, model_path, demo=demo)
+            local = backend_from_options(
+                None, model, None, model_path, demo=demo, parallel=max_concurrent_chains
+            )
         app = create_app(settings, local_backend=local)
     served = (
         ", ".join(upstreams) if upstreams else f"in-process model {local.model if local else ''}"

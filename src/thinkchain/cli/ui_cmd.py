@@ -12,7 +12,7 @@ import typer
 from ..backends.factory import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 from ..history.store import ENV_HISTORY
 from ..models import ENV_MODEL_PATH
-from ..ui.backend_choice import ENV_DEMO
+from ..ui.backend_choice import ENV_DEMO, PAGE_PARALLEL
 from .common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -58,7 +58,7 @@ def ui(
         # Fetch (once) and load the embedded model now: errors show here, in the terminal,
         # and the page finds the model already in memory (it is kept once per process).
         with clear_errors():
-            backend_from_options(None, model, None, model_path)
+            backend_from_options(None, model, None, model_path, parallel=PAGE_PARALLEL)
     try:
         from streamlit.web import cli as streamlit_cli
     except ImportError:

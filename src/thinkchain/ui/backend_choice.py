@@ -92,13 +92,17 @@ def config_for(choice: BackendChoice) -> BackendConfig:
             base_urls=urls, model=choice.model or None, api_key=choice.api_key or None
         )
     if choice.embedded not in {m.aliases[0] for m in models.EMBEDDED}:
-        return BackendConfig(model_path=choice.embedded)
+        return BackendConfig(model_path=choice.embedded, parallel=PAGE_PARALLEL)
     model = models.find(choice.embedded)
     if not models.is_present(model):
         raise ModelMissing(model.name, choice.embedded)
     # The path itself, so that a --model-path given at launch does not win over the choice.
-    return BackendConfig(model_path=str(models.path_of(model)))
+    return BackendConfig(model_path=str(models.path_of(model)), parallel=PAGE_PARALLEL)
 
+
+# The chain and the "compare with a direct answer" call decode side by side on the embedded
+# model, each in its own sequence, so neither evicts the other's KV cache.
+PAGE_PARALLEL = 2
 
 _lock = threading.Lock()
 _backends: dict[BackendConfig, Backend] = {}
