@@ -5,6 +5,7 @@ Checks structure, never accuracy: a 0.5B model's answers are what they are.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -47,7 +48,7 @@ def test_tiny_evaluation_on_the_small_model(small_model_path: Path, tmp_path: Pa
     assert "one after another" not in proc.stderr
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     spans = sorted((r["started_at"], r["started_at"] + r["seconds"]) for r in rows)
-    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
     assert sorted((r["id"], r["mode"]) for r in rows) == [
         ("letters-0-0000", "cot"),
         ("letters-0-0000", "direct"),

@@ -39,8 +39,7 @@ async def _collect(backend, request):
 def test_concurrent_generations_are_valid_and_share_the_prompt(parallel_backend):
     async def main():
         requests = [
-            GenerationRequest(MESSAGES, max_tokens=300, temperature=0.8, schema=STEP_SCHEMA,
-                              seed=i)
+            GenerationRequest(MESSAGES, max_tokens=300, temperature=0.8, schema=STEP_SCHEMA, seed=i)
             for i in range(4)
         ]
         return await asyncio.gather(*(_collect(parallel_backend, r) for r in requests))
@@ -101,8 +100,9 @@ def test_self_consistency_runs_its_samples_side_by_side(parallel_backend):
 
 
 def test_chains_on_a_parallel_backend_still_reuse_their_own_kv(parallel_backend):
-    chain = Chain(parallel_backend, ChainSettings(max_steps=3, min_steps=3,
-                                                  max_tokens_per_step=120))
+    chain = Chain(
+        parallel_backend, ChainSettings(max_steps=3, min_steps=3, max_tokens_per_step=120)
+    )
     result = chain.run("How many letters r are in the word strawberry?")
     assert result.ok
     for step in result.steps[1:]:
