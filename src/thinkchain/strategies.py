@@ -26,12 +26,17 @@ from .backends.base import Backend, Message
 from .cancel import CancelToken
 from .chain import Chain
 from .events import (
+    AnswerDone,
+    AnswerStarted,
     ChainCompleted,
     ChainError,
     ChainEvent,
     ChainFailed,
     ChainResult,
+    ChainStarted,
     Event,
+    StepDone,
+    StepStarted,
     Usage,
 )
 from .settings import ChainSettings
@@ -322,3 +327,41 @@ class SelfConsistency:
             if isinstance(event, VoteDone):
                 return event.outcome
         raise AssertionError("a strategy stream always ends with VoteDone")
+
+
+def replay(result: ChainResult) -> list[ChainEvent]:
+    """The events that tell a finished chain again, as if it ran now (for consumers that
+    only understand chains: the page, the history)."""
+    events: list[ChainEvent] = [
+        ChainStarted(result.question, result.lang, result.model, result.mode)
+    ]
+    for step in result.steps:
+        events += [StepStarted(step.index), StepDone(step)]
+    if result.answer is not None:
+        events += [AnswerStarted(), AnswerDone(result.answer)]
+    if result.ok:
+        events.append(ChainCompleted(result))
+    else:
+        error = result.error or ChainError("answer_failed", "no answer")
+        events.append(ChainFailed(error, result))
+    return events
+
+
+def stream_as_chain(
+    sc: SelfConsistency, question: str, *, cancel: CancelToken | None = None
+) -> Iterator[StrategyEvent | ChainEvent]:
+    """Self-consistency for chain consumers: the samples' progress and the vote as they
+    happen, then the winning chain told again as chain events, ending in one terminal event."""
+    outcome: Outcome | None = None
+    for event in sc.stream(question, cancel=cancel):
+        yield event
+        if isinstance(event, VoteDone):
+            outcome = event.outcome
+    assert outcome is not None
+    winner = outcome.winning_chain
+    if winner is not None:
+        yield from replay(winner)
+        return
+    failed = ChainResult(question=question, lang="", model=sc.backend.model, mode="sc")
+    failed.seconds = outcome.seconds
+    yield ChainFailed(outcome.error or ChainError("answer_failed", "no answer"), failed)

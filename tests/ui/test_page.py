@@ -302,3 +302,32 @@ def test_a_chain_cut_short_says_why(open_page, history_path):
     assert page.step_labels() == ["Step 1: Plan"]  # fewer than the three asked for...
     assert any(c.value.endswith("1 repeated step cut") for c in page.at.main.caption)  # ...why
     assert "Final answer" in page.subheaders()
+
+
+def test_self_consistency_shows_each_chain_the_vote_and_the_winner(open_page, history_path):
+    answers = iter(["**3**", "**3**", "**2**", "**3**"])
+
+    def script(request):
+        if request.purpose == "answer":
+            return next(answers, "**3**")
+        done = sum(1 for m in request.messages if m["role"] == "assistant")
+        action = "final_answer" if done >= 2 else "continue"
+        return step_json(f"Step {done + 1}", f"Distinct reasoning {done} " * 3, action)
+
+    page = open_page(ScriptedBackend([script], repeat_last=True))
+    page.at.sidebar.radio(key="tc.strategy").set_value("sc").run()
+    page.at.sidebar.number_input(key="tc.k").set_value(4)
+    page.ask(STRAWBERRY).wait_until_done()
+
+    texts = page.texts()
+    assert sum(1 for t in texts if t.startswith("- Chain ")) == 4
+    captions = [c.value for c in page.at.main.caption]
+    vote = next(c for c in captions if c.startswith("Vote of 4 chains"))
+    assert "3 × 3" in vote and "2 × 1" in vote
+    # The winning chain is shown in full, with its answer; the history keeps it.
+    assert page.step_labels() == ["Step 1: Step 1", "Step 2: Step 2", "Step 3: Step 3"]
+    assert "Final answer" in page.subheaders()
+    store = HistoryStore(history_path)
+    (listed,) = store.list()
+    kept = store.get(listed.id)
+    assert len(kept.steps) == 3 and kept.answer.text == "**3**"

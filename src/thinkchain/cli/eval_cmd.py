@@ -94,7 +94,7 @@ def evaluate(
         bool, typer.Option("--retry-errors", help="With --resume: run failed items again.")
     ] = False,
     concurrency: Annotated[
-        int, typer.Option(help="Items at once against a server (the embedded model: 1).")
+        int, typer.Option(help="Items at once (the embedded model decodes them side by side).")
     ] = 4,
     k: Annotated[int, typer.Option("--k", help="Samples of self-consistency (sc).")] = 5,
     sc_temperature: Annotated[

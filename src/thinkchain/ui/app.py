@@ -9,16 +9,20 @@ it.  Stop cancels the chain at once; any other click reruns the page without dis
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import streamlit as st
 
 from thinkchain.backends.base import Backend, BackendError
+from thinkchain.cancel import CancelToken
 from thinkchain.chain import Chain, InvalidQuestion, clean_question
+from thinkchain.events import ChainEvent
 from thinkchain.history import ChainRecord, ChainRecorder, HistoryError, HistoryStore
 from thinkchain.history.store import default_path
 from thinkchain.models import ModelError
 from thinkchain.settings import ChainSettings
+from thinkchain.strategies import SelfConsistency, StrategyEvent, stream_as_chain
 from thinkchain.ui import sidebar, view
 from thinkchain.ui.backend_choice import (
     BackendChoice,
@@ -97,16 +101,41 @@ def _submit(text: str, compare: bool, page: sidebar.PageSettings, t: Any) -> Non
         return
     _stop()
     describe = page.choice.describe()
-    run = _start(text, Chain(backend, settings), describe, settings, None)
+    if page.strategy == "sc":
+        sc = SelfConsistency(backend, settings, k=page.k)
+        run = _start(
+            text,
+            lambda cancel: stream_as_chain(sc, text, cancel=cancel),
+            describe,
+            settings,
+            None,
+            samples=page.k,
+        )
+    else:
+        chain = Chain(backend, settings)
+        run = _start(
+            text, lambda cancel: chain.stream(text, cancel=cancel), describe, settings, None
+        )
     st.session_state[RUN_KEY] = run
     st.session_state[DIRECT_KEY] = None
     if compare:
         direct = Chain(backend, settings, mode="direct")
-        st.session_state[DIRECT_KEY] = _start(text, direct, describe, direct.settings, run.chain_id)
+        st.session_state[DIRECT_KEY] = _start(
+            text,
+            lambda cancel: direct.stream(text, cancel=cancel),
+            describe,
+            direct.settings,
+            run.chain_id,
+        )
 
 
 def _start(
-    text: str, chain: Chain, backend: str, settings: ChainSettings, paired_with: str | None
+    text: str,
+    events: Callable[[CancelToken], Iterator[ChainEvent | StrategyEvent]],
+    backend: str,
+    settings: ChainSettings,
+    paired_with: str | None,
+    samples: int = 0,
 ) -> LiveRun:
     recorder = ChainRecorder(
         _history_path(),
@@ -116,11 +145,7 @@ def _start(
         paired_with=paired_with,
     )
     return LiveRun(
-        text,
-        lambda cancel: chain.stream(text, cancel=cancel),
-        recorder,
-        backend=backend,
-        settings=settings.model_dump(),
+        text, events, recorder, backend=backend, settings=settings.model_dump(), samples=samples
     ).start()
 
 
@@ -195,6 +220,9 @@ def _show_finished(run: LiveRun, direct: LiveRun | None, t: Any, lang: str) -> N
         return
     if direct is not None:
         record.paired = direct.record()
+    snapshot = run.snapshot()
+    if snapshot.k:
+        view.samples(snapshot, t)
     view.finished(record, t, lang, key=f"tc.dl.{record.id}")
     for problem in {run.history_error, direct.history_error if direct else None} - {None}:
         st.warning(t("history_not_saved", message=safe_label(str(problem))))

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..answers import Vote
 from ..cancel import CancelToken
 from ..events import (
     AnswerDelta,
@@ -37,6 +38,7 @@ from ..events import (
     StepStarted,
 )
 from ..history import ChainRecord, ChainRecorder
+from ..strategies import SampleDone, SampleEvent, StrategyEvent, VoteDone
 
 
 @dataclass
@@ -60,6 +62,16 @@ class Notice:
 
 
 @dataclass
+class SampleState:
+    """One self-consistency chain, as far as the page follows it while the samples run."""
+
+    index: int  # 1-based, as shown
+    steps: int = 0
+    answer: str | None = None
+    failed: str | None = None
+
+
+@dataclass
 class ChainView:
     """Everything the page shows about one chain, built from its events only."""
 
@@ -75,6 +87,10 @@ class ChainView:
     error: ChainError | None = None
     result: ChainResult | None = None  # set by the terminal event
     started: float = field(default_factory=time.monotonic)
+    # Self-consistency only: the chains that vote, and the vote once it is taken.
+    samples: list[SampleState] = field(default_factory=list)
+    vote: Vote | None = None
+    k: int = 0
 
     @property
     def finished(self) -> bool:
@@ -83,7 +99,27 @@ class ChainView:
     def elapsed(self) -> float:
         return self.result.seconds if self.result else time.monotonic() - self.started
 
-    def apply(self, event: ChainEvent) -> None:
+    def _sample(self, index: int) -> SampleState:
+        while len(self.samples) <= index:
+            self.samples.append(SampleState(len(self.samples) + 1))
+        return self.samples[index]
+
+    def apply(self, event: ChainEvent | StrategyEvent) -> None:
+        if isinstance(event, SampleEvent):
+            sample = self._sample(event.sample)
+            if isinstance(event.event, StepDone):
+                sample.steps += 1
+            elif isinstance(event.event, ChainFailed):
+                sample.failed = event.event.error.kind
+            return
+        if isinstance(event, SampleDone):
+            sample = self._sample(event.sample)
+            answer = event.result.answer
+            sample.answer = answer.text if answer else None
+            return
+        if isinstance(event, VoteDone):
+            self.vote = event.outcome.vote
+            return
         if isinstance(event, ChainStarted):
             self.question, self.model, self.mode = event.question, event.model, event.mode
         elif isinstance(event, StepStarted):
@@ -130,12 +166,14 @@ class LiveRun:
     def __init__(
         self,
         question: str,
-        events: Callable[[CancelToken], Iterator[ChainEvent]],
+        events: Callable[[CancelToken], Iterator[ChainEvent | StrategyEvent]],
         recorder: ChainRecorder | None = None,
         *,
         backend: str = "",
         settings: dict[str, Any] | None = None,
+        samples: int = 0,
     ) -> None:
+        """``samples``: for self-consistency, how many chains vote (0 for one chain)."""
         self.question = question
         self._events = events
         self.recorder = recorder
@@ -143,7 +181,7 @@ class LiveRun:
         self.settings = settings or {}
         self.created_at = time.time()
         self.cancel_token = CancelToken()
-        self._view = ChainView(question=question)
+        self._view = ChainView(question=question, k=samples)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._consume, name="thinkchain-ui-run", daemon=True)
 
@@ -161,7 +199,10 @@ class LiveRun:
             for event in stream:
                 with self._lock:
                     self._view.apply(event)
-                if self.recorder is not None:
+                # The history keeps chains: a vote's samples are not kept, its winner is.
+                if self.recorder is not None and not isinstance(
+                    event, (SampleEvent, SampleDone, VoteDone)
+                ):
                     self.recorder.handle(event)
         except Exception as err:  # the chain never raises; a bug here must still end the run
             with self._lock:
@@ -214,4 +255,5 @@ def _copy_view(view: ChainView) -> ChainView:
     snapshot.steps = list(view.steps)
     snapshot.notices = list(view.notices)
     snapshot.current = copy.copy(view.current)
+    snapshot.samples = [copy.copy(sample) for sample in view.samples]
     return snapshot

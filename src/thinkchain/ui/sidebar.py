@@ -33,6 +33,11 @@ class PageSettings:
     choice: BackendChoice
     chain: ChainSettings | None  # None when the values do not go together
     problem: str | None  # why ``chain`` is None
+    strategy: str = "chain"  # "chain" or "sc" (self-consistency)
+    k: int = 5  # chains that vote, for "sc"
+
+
+STRATEGIES = ["chain", "sc"]
 
 
 def language() -> str:
@@ -95,6 +100,15 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
     # Modes come from the chain's settings; one added later shows by its name until translated.
     mode_labels = {m: t(f"mode_{m}") if has_text("en", f"mode_{m}") else m for m in MODES}
     mode = side.selectbox(t("mode"), MODES, format_func=mode_labels.__getitem__, key="tc.mode")
+    strategy = side.radio(
+        t("strategy"),
+        STRATEGIES,
+        format_func=lambda v: t(f"strategy_{v}"),
+        key="tc.strategy",
+    )
+    k = 5
+    if strategy == "sc":
+        k = int(side.number_input(t("k_samples"), 2, 9, 5, help=t("k_samples_help"), key="tc.k"))
     low, high, default = _bounds("temperature")
     temperature = side.slider(
         t("temperature"), float(low), float(high), float(default), 0.05, key="tc.temperature"
@@ -130,8 +144,8 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
         problem = "; ".join(
             str(e.get("msg", "")).removeprefix("Value error, ") for e in err.errors()
         )
-        return PageSettings(choice, None, problem)
-    return PageSettings(choice, chain, None)
+        return PageSettings(choice, None, problem, str(strategy), k)
+    return PageSettings(choice, chain, None, str(strategy), k)
 
 
 def history(t: Translate, records: list[ChainRecord] | None, problem: str | None) -> None:

@@ -168,8 +168,36 @@ def direct_answer(record: ChainRecord, t: Translate) -> None:
         error(record.error, t)
 
 
+def samples(view: ChainView, t: Translate) -> None:
+    """Self-consistency: each chain's progress or answer, then the vote."""
+    for sample in view.samples:
+        if sample.answer is not None:
+            line = t("sample_done", index=sample.index, answer=safe_label(sample.answer))
+        elif sample.failed is not None:
+            line = t("sample_failed", index=sample.index, reason=safe_label(sample.failed))
+        else:
+            line = t("sample_running", index=sample.index, steps=sample.steps + 1)
+        st.markdown("- " + line)
+    if view.vote is not None:
+        if view.vote.winner is None:
+            st.caption(t("vote_none"))
+        else:
+            counts = ", ".join(
+                f"{safe_label(answer)} × {count}"
+                for answer, count in sorted(view.vote.counts.items(), key=lambda kv: -kv[1])
+            )
+            st.caption(t("vote_line", voters=view.vote.voters, counts=counts))
+
+
 def running(view: ChainView, t: Translate) -> None:
     """A chain that is still running: finished steps, the step being written, the status."""
+    if view.k and view.vote is None:
+        question(view.question)
+        samples(view, t)
+        done = sum(1 for s in view.samples if s.answer is not None or s.failed is not None)
+        label = t("status_samples", done=done, k=view.k, elapsed=format_seconds(view.elapsed()))
+        st.status(label, state="running")
+        return
     question(view.question)
     for item in view.steps:
         step(item, t)
