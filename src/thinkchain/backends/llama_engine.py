@@ -145,6 +145,14 @@ class DecodeEngine:
         self._C.llama_batch_free(self._batch)
         self._C.llama_free(self._ctx)
 
+    def clear_cache(self) -> None:
+        """Forget the cached prefixes of idle sequences (benchmarks start from cold)."""
+        with self._cond:
+            for slot in self._slots:
+                if slot.request is None and slot.tokens:
+                    self._C.llama_memory_seq_rm(self._mem, slot.seq_id, 0, -1)
+                    slot.tokens = []
+
     @property
     def cached_tokens(self) -> list[list[int]]:
         """What each slot's KV cells hold (for tests and benchmarks)."""
