@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -248,3 +249,65 @@ def test_dns_failure_is_named():
     backend = OpenAICompatBackend("http://no-such-host.invalid/v1", "m", connect_timeout=2)
     events, _ = run(backend, settings=FAST.model_copy(update={"max_retries": 0}))
     assert "does not resolve (DNS)" in events[-1].error.message
+
+
+def test_429_without_retry_after_backs_off_exponentially(server):
+    server.push(
+        FakeError(429, "slow down"),
+        FakeError(429, "slow down"),
+        step("A", "b", "final_answer"),
+        "42",
+    )
+    backend = OpenAICompatBackend(server.url, "m", dialect="json_schema")
+    settings = FAST.model_copy(update={"retry_base_delay": 0.1, "retry_max_delay": 1.0})
+    started = time.perf_counter()
+    events, result = run(backend, settings=settings)
+    assert result.ok and len([e for e in events if isinstance(e, Retry)]) == 2
+    # 0.1 s then 0.2 s, each with ±25 % jitter.
+    assert time.perf_counter() - started >= 0.2
+
+
+def test_a_body_that_is_not_json_is_a_clear_transport_error(server):
+    garbage = FakeRaw(status=200, body=b"this is not json", content_type="application/json")
+    server.push(*[garbage] * 3)
+    backend = OpenAICompatBackend(server.url, "m", dialect="json_schema", stream=False)
+    events, _ = run(backend, settings=FAST.model_copy(update={"max_retries": 2}))
+    assert events[-1].error.kind == "backend_error"
+    assert events[-1].error.server == server.url
+
+
+def test_a_server_that_disappears_mid_chain_and_comes_back():
+    revived: list[FakeOpenAIServer] = []
+
+    def go_down_then_come_back() -> None:
+        first.stop()  # gone in the middle of the chain...
+        time.sleep(1.0)
+        again = FakeOpenAIServer(
+            [step("B", "second step, also new", "final_answer"), "42"], port=port
+        )
+        revived.append(again.start())  # ...and back a second later, on the same address
+
+    def second_request(body):
+        threading.Thread(target=go_down_then_come_back, daemon=True).start()
+        return FakeCut('{"title": "B')  # the connection drops in the middle of step 2
+
+    first = FakeOpenAIServer(
+        [step("A", "first step, which is new", "continue")], responder=second_request
+    )
+    first.start()
+    port = first.port
+    backend = OpenAICompatBackend(first.url, "m", dialect="json_schema", connect_timeout=1)
+    settings = FAST.model_copy(
+        update={"retry_base_delay": 0.5, "retry_max_delay": 1.0, "max_retries": 8}
+    )
+    try:
+        events, result = run(backend, settings=settings)
+        retries = [e for e in events if isinstance(e, Retry)]
+        assert result.ok, events[-1]
+        assert [s.title for s in result.steps] == ["A", "B"] and result.answer.text == "42"
+        assert "stream was cut" in retries[0].reason
+        assert any("connection refused" in r.reason for r in retries[1:])
+        assert all(r.index == 2 for r in retries)
+    finally:
+        for server in revived:
+            server.stop()

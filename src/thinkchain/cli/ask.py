@@ -61,6 +61,9 @@ def ask(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for a server between two tokens.")
     ] = 120.0,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a server to accept the connection.")
+    ] = 10.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON document with everything.")
     ] = False,
@@ -101,6 +104,7 @@ def ask(
             model_path,
             demo=demo,
             read_timeout=timeout,
+            connect_timeout=connect_timeout,
             parallel=k if strategy == "sc" else 1,  # sc samples decode side by side
         )
     if strategy == "sc":  # self-consistency: K chains, one vote (cli/ask_sc.py)
