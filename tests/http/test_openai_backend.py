@@ -317,3 +317,33 @@ def test_a_server_that_disappears_mid_chain_and_comes_back():
     finally:
         for server in revived:
             server.stop()
+
+
+def test_a_server_that_never_accepts_the_connection_hits_the_connect_timeout():
+    # A listening socket whose accept queue is full: connection attempts hang (no SYN-ACK).
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(filler)
+    try:
+        backend = OpenAICompatBackend(
+            f"http://127.0.0.1:{port}/v1", "m", connect_timeout=0.5, dialect="json_schema"
+        )
+        started = time.perf_counter()
+        events, _ = run(backend, settings=FAST.model_copy(update={"max_retries": 1}))
+        assert "did not answer in time" in events[-1].error.message
+        assert time.perf_counter() - started < 10  # two 0.5 s tries, not the 120 s read limit
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
