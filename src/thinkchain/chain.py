@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -388,9 +390,10 @@ class _Run:
         for attempt in range(1, s.max_attempts + 1):
             fields = fmt.fields()
 
-            def on_text(delta: str, fields: StepFieldStream | TextFieldStream = fields) -> None:
+            def on_text(delta: str, fields: StepFieldStream | TextFieldStream = fields) -> bool:
                 for name, text in fields.feed(delta):
                     self.emit(StepDelta(index, name, text))  # type: ignore[arg-type]
+                return fields.complete
 
             request = GenerationRequest(
                 messages=[*messages, *follow_up],
@@ -555,13 +558,15 @@ class _Run:
         request: GenerationRequest,
         target: str,
         index: int,
-        on_text: Callable[[str], None],
+        on_text: Callable[[str], bool | None],
         restart: Callable[[], tuple[str, int, GenerationRequest]] | None = None,
     ) -> _Generated:
         """One call to the backend, retried on transport failures, guarded while it streams.
 
-        ``restart``, when given, builds the request for the next try after a failure (and
-        says which step or answer the failure discarded); by default the same request is sent.
+        ``on_text`` sees each piece of text; returning True says the reply is complete, and
+        the backend is asked to stop there.  ``restart``, when given, builds the request for
+        the next try after a failure (and says which step or answer the failure discarded);
+        by default the same request is sent again.
         """
         s = self.settings
         failures = 0
@@ -576,13 +581,14 @@ class _Run:
                 async with aclosing(self.backend.generate(request)) as stream:  # type: ignore[type-var]
                     async for chunk in stream:
                         if isinstance(chunk, TextChunk):
-                            if not chunk.text:
-                                continue
+                            if not chunk.text or request.halt.is_set():
+                                continue  # after a halt, the backend's last words are moot
                             if ttft is None:
                                 ttft = perf_counter() - started
                             parts.append(chunk.text)
                             self._count_generated(1)
-                            on_text(chunk.text)
+                            if on_text(chunk.text):
+                                request.halt.set()  # the reply is complete: stop the backend
                             reason = guard.feed(chunk.text)
                             if reason is not None:
                                 raise _Degenerated(
@@ -615,6 +621,8 @@ class _Run:
                 delay = self._backoff(failures, err.retry_after)
                 if restart is not None:
                     target, index, request = restart()
+                else:
+                    request = dataclasses.replace(request, halt=threading.Event())
                 where = f"{err.server}: " if err.server else ""
                 self._retry(
                     target,

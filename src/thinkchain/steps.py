@@ -213,11 +213,18 @@ class StepFieldStream:
     few thousand characters a step that costs microseconds, far below one token's decode time.
     """
 
-    __slots__ = ("_buffer", "_emitted")
+    __slots__ = ("_buffer", "_closed_at", "_emitted", "complete")
+
+    _DECODER = json.JSONDecoder(strict=False)
 
     def __init__(self) -> None:
         self._buffer: list[str] = []
         self._emitted = {"title": "", "content": ""}
+        self._closed_at: int | None = None  # where the object ended in the text
+        # The model wrote on after the closed object (servers that enforce no schema): the
+        # step is complete and the rest can be cut.  A reply that simply ends after the object
+        # is left alone, so a server still sends its usage.
+        self.complete = False
 
     def feed(self, delta: str) -> list[tuple[str, str]]:
         self._buffer.append(delta)
@@ -226,6 +233,17 @@ class StepFieldStream:
         start = text.find("{")
         if start < 0:
             return []
+        if self._closed_at is not None:  # closed by an earlier piece: only watch what follows
+            self.complete = bool(text[self._closed_at :].strip().strip("`").strip())
+            return []
+        if "}" in delta:
+            try:
+                _, end = self._DECODER.raw_decode(text[start:])
+                self._closed_at = start + end
+                self.complete = bool(text[self._closed_at :].strip().strip("`").strip())
+                text = text[: self._closed_at]
+            except ValueError:
+                pass
         raw = text[start:].encode()
         try:
             data = jiter.from_json(raw, partial_mode="trailing-strings")
@@ -287,6 +305,13 @@ _NEXT_LINE = re.compile(
 )
 
 
+_FINISHED_NEXT = re.compile(
+    r"^\s*(?:\*\*)?\s*next\s*(?:\*\*)?\s*:\s*(?:\*\*)?\s*"
+    r"(?:continue|final_answer)\b",
+    re.I,
+)
+
+
 def parse_text_step(text: str) -> ParsedStep:
     """Read a free-text step (title line, reasoning, ``Next:`` line), leniently."""
     lines = [ln for ln in _strip_fences(text or "").strip().splitlines()]
@@ -297,15 +322,14 @@ def parse_text_step(text: str) -> ParsedStep:
         raise StepFormatError('the first line must be "Title: <a few words>"')
     title = first.group(1).strip().strip("*_").strip()
     body = lines[1:]
-    while body and not body[-1].strip():
-        body.pop()
-    action_match = _NEXT_LINE.match(body[-1]) if body else None
-    if action_match is None:
+    # The first "Next:" line closes the step; anything a model writes after it is not read.
+    closing = next((i for i, line in enumerate(body) if _NEXT_LINE.match(line)), None)
+    if closing is None:
         raise StepFormatError(
             'the last line must be "Next: continue" or "Next: final_answer"', truncated=True
         )
-    action = normalise_next_action(action_match.group(1))
-    content = "\n".join(body[:-1]).strip()
+    action = normalise_next_action(_NEXT_LINE.match(body[closing]).group(1))  # type: ignore[union-attr]
+    content = "\n".join(body[:closing]).strip()
     if not content:
         raise StepFormatError("the step has a title but no reasoning")
     canonical = f"Title: {title}\n{content}\nNext: {action}"
@@ -327,7 +351,7 @@ class TextFieldStream:
     a line that may turn out to be the closing ``Next:`` line, which is held until it ends.
     """
 
-    __slots__ = ("_done_title", "_line", "_title")
+    __slots__ = ("_done_title", "_line", "_title", "complete")
 
     _MAYBE_NEXT = re.compile(r"^\s*(?:\*\*|__)?\s*(?:n|ne|nex|next|下|下一|下一步)", re.I)
 
@@ -335,14 +359,19 @@ class TextFieldStream:
         self._title = ""
         self._done_title = False
         self._line = ""
+        self.complete = False  # the closing "Next:" line has been written
 
     def feed(self, delta: str) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
+        if self.complete:
+            return out
         self._line += delta
         while "\n" in self._line:
             line, self._line = self._line.split("\n", 1)
             self._complete(line + "\n", out)
-        if self._done_title and self._line and not self._MAYBE_NEXT.match(self._line):
+        if self._done_title and _FINISHED_NEXT.match(self._line):
+            self.complete = True  # "Next: continue" written, the newline not yet: done anyway
+        elif self._done_title and self._line and not self._MAYBE_NEXT.match(self._line):
             out.append(("content", self._line))
             self._line = ""
         return out
@@ -357,6 +386,8 @@ class TextFieldStream:
             out.append(("title", self._title))
             return
         if _NEXT_LINE.match(line.strip()):
+            self.complete = True
+            self._line = ""
             return
         out.append(("content", line))
 

@@ -105,3 +105,27 @@ def test_text_step_cut_at_the_limit_is_repaired_on_the_last_attempt():
     backend = ScriptedBackend([cut, cut, cut, "3"])
     result = Chain(backend, ChainSettings(mode="iterative-text", max_steps=1, min_steps=0)).run("q")
     assert result.steps[0].title == "Long" and "repaired" in result.steps[0].notes[0]
+
+
+def test_a_model_that_writes_past_its_next_line_is_stopped_there():
+    rambling = STEP + "\nTitle: Another step\n" + "more words " * 200 + "\nNext: final_answer"
+    backend = ScriptedBackend([Reply(rambling, chunk_size=5), *[STEP] * 2, "3"])
+    chain = Chain(backend, ChainSettings(mode="iterative-text", max_steps=1, min_steps=0))
+    events = list(chain.stream("q"))
+    result = events[-1].result
+    assert result.steps[0].content == "s, t, r, a, w,\nb, e, r, r, y: three r."
+    assert backend.requests[0].halt.is_set()  # the backend was told to stop
+    streamed = sum(len(e.text) for e in events if isinstance(e, StepDelta))
+    assert streamed < len(STEP)  # nothing after the Next line reached the page
+    assert result.steps[0].usage.completion_tokens < len(rambling) // 5
+
+
+def test_json_step_followed_by_more_text_is_stopped_after_the_object():
+    from thinkchain.backends.scripted import step_json
+
+    first = step_json("A", "The first step, which is new.")
+    backend = ScriptedBackend([Reply(first + "\n" + step_json("B", "x " * 300), chunk_size=4), "3"])
+    result = Chain(backend, ChainSettings(max_steps=1, min_steps=0)).run("q")
+    assert result.steps[0].title == "A"
+    assert backend.requests[0].halt.is_set()
+    assert result.steps[0].usage.completion_tokens <= len(first) // 4 + 2

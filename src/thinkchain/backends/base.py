@@ -7,6 +7,7 @@ it raises :class:`BackendError` and the chain decides what to do.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -29,6 +30,10 @@ class GenerationRequest:
     purpose: str = "step"
     # Extra, backend-specific sampling options (for example a grammar for the embedded model).
     extra: dict[str, Any] = field(default_factory=dict)
+    # Set by the caller to end the generation early and keep it: the reply is complete (a
+    # free-text step wrote its closing line).  The backend stops between two chunks and still
+    # sends its Completion, with finish_reason "stop".
+    halt: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,8 @@ class EngineRequest:
     temperature: float
     seed: int
     emit: Callable[[Any], None]  # receives TextChunk, Completion, or an Exception
-    stop: threading.Event
+    stop: threading.Event  # the caller went away: drop the request
+    halt: threading.Event | None = None  # the caller has what it needs: finish it as done
     masked: Any = None  # schema_mask.MaskedSampling, or None
     grammar: Any = None  # llama_cpp.LlamaGrammar fallback, or None
     server: str = "llama.cpp"
@@ -271,6 +272,8 @@ class DecodeEngine:
             held = slot.request
             if held is not None and held.stop.is_set():
                 self._finish(held, "cancelled")
+            elif held is not None and held.halt is not None and held.halt.is_set():
+                self._finish(held, "stop")
 
     def _step(self) -> None:
         C = self._C
@@ -351,6 +354,9 @@ class DecodeEngine:
     def _sample(self, req: EngineRequest) -> None:
         if req.stop.is_set():
             self._finish(req, "cancelled")
+            return
+        if req.halt is not None and req.halt.is_set():
+            self._finish(req, "stop")
             return
         token = int(self._C.llama_sampler_sample(req.sampler.sampler, self._ctx, req.logit_index))
         if token in self._eog:

@@ -200,6 +200,7 @@ class LlamaCppBackend:
             seed=seed,
             emit=emit,
             stop=stop,
+            halt=request.halt,
             masked=masked,
             grammar=grammar,
             server=self.name,

@@ -13,6 +13,7 @@ import asyncio
 import email.utils
 import re
 import socket
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -301,7 +302,7 @@ class OpenAICompatBackend:
             if request.schema is not None and not self._forced_dialect:
                 _dialect_memory[(server.url, model)] = dialect
             enforced = request.schema is not None and dialect in ENFORCING_DIALECTS
-            async for chunk in self._read(opened, server.url, enforced):
+            async for chunk in self._read(opened, server.url, enforced, request.halt):
                 yield chunk
             return
 
@@ -352,7 +353,9 @@ class OpenAICompatBackend:
         extra = {k: v for k, v in body.items() if k not in known}
         return await client.chat.completions.create(**kwargs, extra_body=extra or None)
 
-    async def _read(self, opened: Any, url: str, enforced: bool) -> AsyncIterator[Chunk]:
+    async def _read(
+        self, opened: Any, url: str, enforced: bool, halt: threading.Event
+    ) -> AsyncIterator[Chunk]:
         if not self._stream:
             choice = opened.choices[0] if opened.choices else None
             text = (choice.message.content or "") if choice else ""
@@ -373,6 +376,9 @@ class OpenAICompatBackend:
         seen_chunk = False
         try:
             async for chunk in opened:
+                if halt.is_set():
+                    finish = finish or "stop"  # the caller has what it needs: hang up
+                    break
                 seen_chunk = True
                 if getattr(chunk, "usage", None):
                     usage = chunk.usage

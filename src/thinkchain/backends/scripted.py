@@ -121,16 +121,22 @@ class ScriptedBackend:
         pieces = _chunks(reply.text, reply.chunk_size)
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
+        finish = reply.finish_reason
+        sent = 0
         for piece in pieces:
+            if request.halt.is_set():
+                finish = "stop"
+                break
             if reply.delay:
                 await asyncio.sleep(reply.delay)
             yield TextChunk(piece)
+            sent += 1
         usage = reply.usage or Usage(
-            prompt_tokens=count_words(request.messages), completion_tokens=len(pieces)
+            prompt_tokens=count_words(request.messages), completion_tokens=sent
         )
         yield Completion(
             usage=usage,
-            finish_reason=reply.finish_reason,
+            finish_reason=finish,
             server=self.name,
             schema_enforced=self.enforces_schema and request.schema is not None,
         )
