@@ -125,3 +125,15 @@ def test_schema_mask_makes_every_step_valid_json(small_model_path):
         step = parse_step(text)  # raises if the output were not a valid step
         assert json.loads(text.strip())["next_action"] in ("continue", "final_answer")
         assert step.title and step.content
+
+
+def test_a_question_larger_than_the_context_fails_before_any_generation(small_model_path):
+    question = "9 " * 15_000  # under the 32,000-character limit, over 8,192 tokens
+    proc = thinkchain(
+        "ask", "--no-history", "--model-path", str(small_model_path), "--json", question
+    )
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["error"]["kind"] == "context_overflow"
+    assert "exceeds the model's context of 8,192 tokens" in doc["error"]["message"]
+    assert doc["steps"] == [] and doc["usage"]["completion_tokens"] == 0
