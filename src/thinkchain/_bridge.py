@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from typing import Any, Generic, TypeVar
+
+from .cancel import CancelToken
 
 T = TypeVar("T")
 
@@ -97,3 +99,68 @@ class _Raised:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+E = TypeVar("E")
+R = TypeVar("R")
+
+
+class EventRunner(Generic[E, R]):
+    """The four ways to consume something that answers a question with a stream of events
+    ending in one result: ``astream`` (defined by the subclass), ``arun``, ``stream`` and
+    ``run``.  The sync forms run on the shared background loop; abandoning ``stream``
+    cancels the run through its CancelToken."""
+
+    def astream(
+        self,
+        question: str,
+        *,
+        context: Sequence[dict[str, str]] = (),
+        cancel: CancelToken | None = None,
+    ) -> AsyncIterator[E]:
+        raise NotImplementedError
+
+    def _result(self, event: E) -> R | None:
+        """The result carried by ``event`` if it is the last event, else None."""
+        raise NotImplementedError
+
+    async def arun(
+        self,
+        question: str,
+        *,
+        context: Sequence[dict[str, str]] = (),
+        cancel: CancelToken | None = None,
+    ) -> R:
+        async for event in self.astream(question, context=context, cancel=cancel):
+            result = self._result(event)
+            if result is not None:
+                return result
+        raise AssertionError("the event stream ended without its result")
+
+    def stream(
+        self,
+        question: str,
+        *,
+        context: Sequence[dict[str, str]] = (),
+        cancel: CancelToken | None = None,
+    ) -> Iterator[E]:
+        """The events as they happen, for synchronous code."""
+        token = cancel or CancelToken()
+        return iterate_sync(
+            lambda: self.astream(question, context=context, cancel=token),
+            on_abandon=token.cancel,
+        )
+
+    def run(
+        self,
+        question: str,
+        *,
+        context: Sequence[dict[str, str]] = (),
+        cancel: CancelToken | None = None,
+    ) -> R:
+        """Consume the whole stream; return its result (failures return, they do not raise)."""
+        for event in self.stream(question, context=context, cancel=cancel):
+            result = self._result(event)
+            if result is not None:
+                return result
+        raise AssertionError("the event stream ended without its result")

@@ -18,7 +18,7 @@ import json
 import random
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from time import perf_counter
@@ -691,7 +691,7 @@ def _unwrap_answer(text: str) -> str:
     return stripped
 
 
-class Chain:
+class Chain(_bridge.EventRunner[ChainEvent, ChainResult]):
     """A reasoning chain over one backend.
 
     >>> chain = Chain(backend, ChainSettings(max_steps=10))
@@ -742,41 +742,5 @@ class Chain:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(task)
 
-    def stream(
-        self,
-        question: str,
-        *,
-        context: Sequence[Message] = (),
-        cancel: CancelToken | None = None,
-    ) -> Iterator[ChainEvent]:
-        """The events of a chain, as they happen, for synchronous code."""
-        token = cancel or CancelToken()
-        return _bridge.iterate_sync(
-            lambda: self.astream(question, context=context, cancel=token),
-            on_abandon=token.cancel,
-        )
-
-    async def arun(
-        self,
-        question: str,
-        *,
-        context: Sequence[Message] = (),
-        cancel: CancelToken | None = None,
-    ) -> ChainResult:
-        async for event in self.astream(question, context=context, cancel=cancel):
-            if isinstance(event, (ChainCompleted, ChainFailed)):
-                return event.result
-        raise AssertionError("a chain stream always ends with a terminal event")
-
-    def run(
-        self,
-        question: str,
-        *,
-        context: Sequence[Message] = (),
-        cancel: CancelToken | None = None,
-    ) -> ChainResult:
-        """Run the whole chain and return its result (failed chains return, they do not raise)."""
-        for event in self.stream(question, context=context, cancel=cancel):
-            if isinstance(event, (ChainCompleted, ChainFailed)):
-                return event.result
-        raise AssertionError("a chain stream always ends with a terminal event")
+    def _result(self, event: ChainEvent) -> ChainResult | None:
+        return event.result if isinstance(event, (ChainCompleted, ChainFailed)) else None

@@ -132,7 +132,7 @@ def runs_in_parallel(backend: Backend) -> bool:
     return getattr(backend, "max_parallel", None) != 1
 
 
-class SelfConsistency:
+class SelfConsistency(_bridge.EventRunner[StrategyEvent, "Outcome"]):
     """K chains, one vote.  ``temperature`` overrides the chain's, so samples differ.
 
     ``expect`` is passed to :func:`~thinkchain.answers.extract_answer` when the caller knows
@@ -291,42 +291,8 @@ class SelfConsistency:
         )
         yield VoteDone(outcome)
 
-    async def arun(
-        self,
-        question: str,
-        *,
-        context: Sequence[Message] = (),
-        cancel: CancelToken | None = None,
-    ) -> Outcome:
-        async for event in self.astream(question, context=context, cancel=cancel):
-            if isinstance(event, VoteDone):
-                return event.outcome
-        raise AssertionError("a strategy stream always ends with VoteDone")
-
-    def stream(
-        self,
-        question: str,
-        *,
-        context: Sequence[Message] = (),
-        cancel: CancelToken | None = None,
-    ) -> Iterator[StrategyEvent]:
-        token = cancel or CancelToken()
-        return _bridge.iterate_sync(
-            lambda: self.astream(question, context=context, cancel=token),
-            on_abandon=token.cancel,
-        )
-
-    def run(
-        self,
-        question: str,
-        *,
-        context: Sequence[Message] = (),
-        cancel: CancelToken | None = None,
-    ) -> Outcome:
-        for event in self.stream(question, context=context, cancel=cancel):
-            if isinstance(event, VoteDone):
-                return event.outcome
-        raise AssertionError("a strategy stream always ends with VoteDone")
+    def _result(self, event: StrategyEvent) -> Outcome | None:
+        return event.outcome if isinstance(event, VoteDone) else None
 
 
 def replay(result: ChainResult) -> list[ChainEvent]:
