@@ -89,7 +89,7 @@ def clean_question(question: object, max_chars: int) -> str:
     if not isinstance(question, str):
         raise InvalidQuestion(f"the question must be text, not {type(question).__name__}")
     # Lone surrogates (undecodable bytes) become U+FFFD; control characters are dropped.
-    text = question.encode("utf-8", "replace").decode("utf-8")
+    text = question.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     text = _CONTROL_CHARS.sub("", text).strip()
     if not text:
         raise InvalidQuestion("the question is empty")

@@ -481,3 +481,9 @@ def test_answer_done_precedes_completion():
     backend = ScriptedBackend([*steps(3), "4"])
     events, _ = run(backend)
     assert isinstance(events[-2], AnswerDone)
+
+
+def test_lone_surrogates_in_the_question_become_replacement_characters():
+    backend = ScriptedBackend([*steps(3), "4"])
+    _, result = run(backend, "What is 2+2? \ud800")
+    assert result.question == "What is 2+2? \ufffd"

@@ -76,8 +76,8 @@ def _text_of(message: ChatMessage, param: str) -> str:
                 )
             parts.append(part.text or "")
         text = "\n".join(parts)
-    # Lone surrogates (from "\ud800" escapes) cannot be encoded for the upstream: replace them.
-    return text.encode("utf-8", "replace").decode("utf-8")
+    # Lone surrogates (from "\ud800" escapes) cannot be encoded for the upstream: U+FFFD.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _as_context(message: ChatMessage, index: int) -> Message | None:
