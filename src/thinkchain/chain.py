@@ -616,6 +616,8 @@ class _Run:
                             "backend_error",
                             f"{err.message} (gave up after {failures} tries)",
                             server=err.server,
+                            status=err.status,
+                            timed_out=err.timed_out,
                         )
                     ) from None
                 delay = self._backoff(failures, err.retry_after)
@@ -636,7 +638,9 @@ class _Run:
                     ChainError("context_overflow", err.message, server=err.server)
                 ) from None
             except BackendError as err:
-                raise _Stop(ChainError("backend_error", err.message, server=err.server)) from None
+                raise _Stop(
+                    ChainError("backend_error", err.message, server=err.server, status=err.status)
+                ) from None
 
     def _backoff(self, failures: int, retry_after: float | None) -> float:
         s = self.settings

@@ -147,13 +147,21 @@ class ChainError:
     kind: ErrorKind
     message: str
     server: str | None = None  # the server that failed, for backend errors
+    status: int | None = None  # its HTTP status, when it answered with one
+    timed_out: bool = False  # it did not answer within the timeouts
 
     def __str__(self) -> str:
         where = f" ({self.server})" if self.server else ""
         return f"{self.kind}{where}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "message": self.message, "server": self.server}
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "server": self.server,
+            "status": self.status,
+            "timed_out": self.timed_out,
+        }
 
 
 @dataclass(slots=True)

@@ -180,6 +180,7 @@ def test_other_4xx_is_not_retried(server):
     assert isinstance(events[-1], ChainFailed)
     assert events[-1].error.kind == "backend_error"
     assert "HTTP 401: invalid api key" in events[-1].error.message
+    assert events[-1].error.status == 401 and not events[-1].error.timed_out
     assert events[-1].error.server == server.url
     assert len(server.chat_requests()) == 1
 
@@ -198,7 +199,7 @@ def test_read_timeout_is_retried_then_reported_without_hanging(server):
     started = time.perf_counter()
     events, result = run(backend, settings=settings)
     elapsed = time.perf_counter() - started
-    assert events[-1].error.kind == "backend_error"
+    assert events[-1].error.kind == "backend_error" and events[-1].error.timed_out
     assert "timed out" in events[-1].error.message and result.steps == []
     assert elapsed < 4.5  # three 0.3 s timeouts, not three 5 s stalls
 

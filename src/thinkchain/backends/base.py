@@ -67,12 +67,14 @@ class BackendError(Exception):
         server: str | None = None,
         status: int | None = None,
         retry_after: float | None = None,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.server = server
-        self.status = status
+        self.status = status  # the HTTP status, when a server answered with one
         self.retry_after = retry_after
+        self.timed_out = timed_out  # no answer within the connect or read timeout
 
     def __str__(self) -> str:
         where = f"{self.server}: " if self.server else ""

@@ -437,7 +437,9 @@ def _translate(err: BaseException, url: str, *, during_stream: bool = False) -> 
     if isinstance(err, BackendError):
         return err
     if isinstance(err, openai.APITimeoutError):
-        return TransportError("the server did not answer in time (timed out)", server=url)
+        return TransportError(
+            "the server did not answer in time (timed out)", server=url, timed_out=True
+        )
     if isinstance(err, openai.APIConnectionError):
         cause = err.__cause__ or err.__context__
         if during_stream:
@@ -453,7 +455,9 @@ def _translate(err: BaseException, url: str, *, during_stream: bool = False) -> 
             return ContextOverflow(message, server=url, status=status)
         return RequestRejected(message, server=url, status=status)
     if isinstance(err, httpx2.TimeoutException):
-        return TransportError("the server stopped sending (read timed out)", server=url)
+        return TransportError(
+            "the server stopped sending (read timed out)", server=url, timed_out=True
+        )
     if isinstance(err, httpx2.HTTPError):
         what = "the stream was cut" if during_stream else "the connection failed"
         return TransportError(f"{what}: {type(err).__name__}: {err}".rstrip(": "), server=url)

@@ -102,8 +102,7 @@ def from_chain_error(error: ChainError) -> ProxyError:
     if kind == "context_overflow":
         return ProxyError(400, error.message, param="messages", code="context_length_exceeded")
     if kind == "backend_error":
-        # The chain only knows a sentence; a timeout says so (see backends.openai_compat).
-        if "timed out" in error.message:
+        if error.timed_out:
             return ProxyError(504, f"the upstream timed out: {error.message}", code="timeout")
         return ProxyError(502, f"the upstream failed: {error.message}", code="upstream_error")
     if kind in ("step_failed", "answer_failed"):
