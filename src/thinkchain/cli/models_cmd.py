@@ -48,7 +48,8 @@ def list_models() -> None:
     """Every model: whether it is present, its size and where it lives."""
     table = Table(show_edge=False, header_style="bold")
     for column in ("name", "source", "aliases", "present", "size", "path"):
-        table.add_column(column)
+        # Names and paths wrap rather than being cut: the point of the list is where things are.
+        table.add_column(column, overflow="fold")
     for model in registry.EMBEDDED:
         path = registry.path_of(model)
         present = registry.is_present(model)
