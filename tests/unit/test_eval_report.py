@@ -91,18 +91,18 @@ def test_no_tokens_means_no_efficiency_figure() -> None:
 
 def test_markdown_table() -> None:
     records = [rec("direct", i < 3, 5) for i in range(4)] + [
-        rec("chain", i < 9, 1234, steps=5, seconds=17.25) for i in range(10)
+        rec("chain", i < 9, 1234, steps=5, seconds=17.25, extra={"cut": i % 2}) for i in range(10)
     ]
     table = markdown_table(summarize(records, ["direct", "chain"]))
     lines = table.strip().splitlines()
     assert lines[0] == (
         "| mode | items | accuracy (95 % CI) | mean steps | generated tokens / item | "
-        "prompt tokens / item | s / item | correct / 1k generated tokens | errors |"
+        "prompt tokens / item | s / item | correct / 1k generated tokens | loops cut | errors |"
     )
-    assert lines[1] == "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    assert lines[2] == "| direct | 4 | 75.0 % (30.1–95.4) | 0.0 | 5 | 100 | 1.0 | 150 | 0 |"
+    assert lines[1] == "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    assert lines[2] == "| direct | 4 | 75.0 % (30.1–95.4) | 0.0 | 5 | 100 | 1.0 | 150 | 0 | 0 |"
     assert lines[3] == (
-        "| chain | 10 | 90.0 % (59.6–98.2) | 5.0 | 1,234 | 100 | 17.2 | 0.729 | 0 |"
+        "| chain | 10 | 90.0 % (59.6–98.2) | 5.0 | 1,234 | 100 | 17.2 | 0.729 | 5 | 0 |"
     )
 
 

@@ -316,7 +316,7 @@ def test_verify_revises_a_wrong_answer(tmp_path: Path) -> None:
     plain, checked = rows[("q0", "chain")], rows[("q0", "chain+verify")]
     assert plain["correct"] is False and "revised" not in plain["extra"]
     assert checked["correct"] is True and checked["prediction"] == "1"
-    assert checked["extra"] == {"revised": True}
+    assert checked["extra"] == {"revised": True, "cut": 0}
     assert checked["steps"] == plain["steps"] + 1  # the check is one more step
     assert checked["completion_tokens"] > plain["completion_tokens"]
 
@@ -331,7 +331,7 @@ def test_verify_keeps_the_answer_when_the_check_agrees(tmp_path: Path) -> None:
     backend = ScriptedBackend([agreeing], repeat_last=True)
     ev = evaluation(tmp_path, backend, modes="chain+verify", n=2)
     run(ev)
-    assert all(r["correct"] and r["extra"] == {"revised": False} for r in lines(ev))
+    assert all(r["correct"] and r["extra"] == {"revised": False, "cut": 0} for r in lines(ev))
 
 
 def test_rescore_reads_the_stored_answers_again(tmp_path: Path) -> None:
@@ -344,3 +344,22 @@ def test_rescore_reads_the_stored_answers_again(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     assert ev.summaries()[0][0].correct == 0
     assert ev.summaries(rescore_answers=True)[0][0].correct == 2
+
+
+def test_loops_the_chain_cut_are_counted_per_item_and_in_the_summary(tmp_path):
+    looped: set[str] = set()
+
+    def loops_once(request):
+        key = next(m["content"] for m in request.messages if m["role"] == "user")  # question
+        if request.purpose == "step" and key not in looped:
+            looped.add(key)
+            return Reply('{"title": "T", "content": "' + "again and again " * 60, chunk_size=8)
+        return arithmetic(request)
+
+    ev = evaluation(tmp_path, ScriptedBackend([loops_once], repeat_last=True), modes="chain", n=2)
+    records = run(ev)
+    assert all(r.correct for r in records)
+    assert [row["extra"]["cut"] for row in lines(ev)] == [1, 1]
+    from thinkchain.eval.stats import summarize
+
+    assert summarize(records, ["chain"])[0].cut == 2

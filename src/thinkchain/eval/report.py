@@ -18,6 +18,7 @@ COLUMNS = (
     "prompt tokens / item",
     "s / item",
     "correct / 1k generated tokens",
+    "loops cut",
     "errors",
 )
 
@@ -52,6 +53,7 @@ def _row(s: ModeSummary) -> list[str]:
         f"{s.mean_prompt_tokens:,.0f}",
         f"{s.seconds_per_item:.1f}",
         per_1k(s.correct_per_1k_tokens),
+        str(s.cut),
         str(s.errors),
     ]
 

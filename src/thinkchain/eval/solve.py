@@ -83,6 +83,8 @@ async def _chain(
     answer = result.answer.text if result.answer else None
     # With +verify the chain's last step is the check, and `answer` is the answer it left.
     extra: dict[str, Any] = {"revised": result.revised} if mode.verify else {}
+    # Repeated steps and degenerate output that the chain cut: "no mode ever loops".
+    extra["cut"] = result.repeated_steps + result.degenerate_outputs
     prediction = extract_answer(answer, expected_kind(gold))
     return _Outcome(answer, prediction, len(result.steps), result.usage, result.error, extra)
 
@@ -110,6 +112,7 @@ async def _self_consistency(
             "samples": len(outcome.samples),
             "stopped_early": outcome.stopped_early,
             "sample_answers": [s.answer.text if s.answer else None for s in outcome.samples],
+            "cut": sum(s.repeated_steps + s.degenerate_outputs for s in outcome.samples),
         },
     )
 

@@ -46,6 +46,8 @@ class ModeSummary:
     mean_prompt_tokens: float
     seconds_per_item: float
     correct_per_1k_tokens: float | None  # None when nothing was generated
+    # Repeated steps and degenerate outputs cut by the chain (loops that were stopped).
+    cut: int = 0
 
     @property
     def accuracy(self) -> float:
@@ -72,6 +74,7 @@ def summarize_mode(mode: str, records: Sequence[Record]) -> ModeSummary:
         mean_prompt_tokens=_mean([r.prompt_tokens for r in records]),
         seconds_per_item=_mean([r.seconds for r in records]),
         correct_per_1k_tokens=1000 * correct / generated if generated else None,
+        cut=sum(int(r.extra.get("cut", 0) or 0) for r in records),
     )
 
 
