@@ -8,7 +8,9 @@ shared prefix (system prompt and question) already in the KV cache.
 
 Early stopping: as soon as the leading answer can no longer be overtaken by the samples
 still to come, the rest are cancelled ("decisive"); "agree" stops as soon as the first
-``agree_n`` answers are the same, trading a little accuracy for a lot of time.
+``agree_n`` answers are the same, trading a little accuracy for a lot of time.  When samples
+run concurrently, early stopping starts them in two waves: first just enough samples to
+decide the vote on their own, then the rest only if those disagreed.
 """
 
 from __future__ import annotations
@@ -182,6 +184,14 @@ class SelfConsistency(_bridge.EventRunner[StrategyEvent, "Outcome"]):
         """
         return extract_answer(result.answer.text, self.expect) if result.answer else None
 
+    def _first_wave(self) -> int:
+        """Samples started together before looking at their answers."""
+        if self.early_stop == "agree":
+            return min(self.k, self.agree_n)
+        if self.early_stop == "decisive":
+            return min(self.k, self.k // 2 + 1)  # the smallest number that can decide alone
+        return self.k
+
     def _should_stop(self, keys: list[str | None]) -> bool:
         if self.early_stop == "off" or len(keys) >= self.k:
             return False
@@ -233,7 +243,12 @@ class SelfConsistency(_bridge.EventRunner[StrategyEvent, "Outcome"]):
         async def drive() -> None:
             try:
                 if self.parallel:
-                    await asyncio.gather(*(one(i) for i in range(self.k)))
+                    # With early stopping, a first wave just large enough to decide the vote
+                    # runs alone; the rest start only if it did not agree.
+                    first = self._first_wave()
+                    await asyncio.gather(*(one(i) for i in range(first)))
+                    if not stopped_early and not tokens[0].cancelled:
+                        await asyncio.gather(*(one(i) for i in range(first, self.k)))
                 else:
                     for i in range(self.k):
                         if tokens[i].cancelled:

@@ -193,3 +193,23 @@ def test_k_and_early_stop_are_validated() -> None:
         SelfConsistency(ScriptedBackend(), k=0)
     with pytest.raises(ValueError):
         SelfConsistency(ScriptedBackend(), early_stop="sometimes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("replies", "early_stop", "agree_n", "calls"),
+    [
+        (["3", "3", "4", "4", "4"], "agree", 2, 2),  # the first wave agrees: done
+        (["3", "4", "4", "4", "3"], "agree", 2, 5),  # it does not: the rest run too
+        (["3", "3", "3", "4", "4"], "decisive", 3, 3),  # 3 of 5 agreeing decides alone
+        (["3", "3", "4", "4", "4"], "decisive", 3, 5),
+        (["3", "3", "3", "3", "3"], "off", 3, 5),  # no early stop: one wave of all K
+    ],
+)
+def test_concurrent_samples_start_in_waves_when_stopping_early(
+    replies, early_stop, agree_n, calls
+) -> None:
+    backend = answers_by_seed(replies, delay=0.005)
+    sc = SelfConsistency(backend, DIRECT, k=5, early_stop=early_stop, agree_n=agree_n)
+    outcome = sc.run("q?")
+    assert len(backend.requests) == calls
+    assert outcome.vote.winner == ("3" if calls < 5 or replies.count("3") > 2 else "4")
