@@ -24,8 +24,9 @@ def add_chain(db: Path, question: str, chain_id: str) -> None:
             f"The answer to {question!r}.",
         ]
     )
-    recorder = ChainRecorder(db, chain_id=chain_id, settings=ChainSettings())
-    for event in Chain(backend, ChainSettings()).stream(question):
+    settings = ChainSettings(mode="iterative")  # the scripted steps are JSON, one per call
+    recorder = ChainRecorder(db, chain_id=chain_id, settings=settings)
+    for event in Chain(backend, settings).stream(question):
         recorder.handle(event)
     recorder.close()
     assert recorder.error is None

@@ -53,7 +53,17 @@ def test_kill_9_mid_chain_keeps_every_finished_step_readable(tmp_path):
     ]
     with FakeOpenAIServer(script) as fake:
         proc = subprocess.Popen(
-            [THINKCHAIN, "ask", "--base-url", fake.url, "--history", str(db), QUESTION],
+            [
+                THINKCHAIN,
+                "ask",
+                "--base-url",
+                fake.url,
+                "--mode",
+                "iterative",
+                "--history",
+                str(db),
+                QUESTION,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -93,7 +103,7 @@ _WRITER = textwrap.dedent(
     from thinkchain.history import ChainRecorder
 
     db, name, count, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    settings = ChainSettings(min_steps=3)
+    settings = ChainSettings(mode="iterative", min_steps=3)
     time.sleep(max(0.0, start_at - time.time()))  # every writer starts at the same moment
     for i in range(count):
         backend = ScriptedBackend([

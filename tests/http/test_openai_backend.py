@@ -27,7 +27,8 @@ from thinkchain.testing.fake_openai import (
     FakeStall,
 )
 
-FAST = ChainSettings(retry_base_delay=0.01, retry_max_delay=0.05, min_steps=0)
+# JSON steps, one per call: the requests these tests assert are the iterative shape's.
+FAST = ChainSettings(mode="iterative", retry_base_delay=0.01, retry_max_delay=0.05, min_steps=0)
 
 
 def step(title: str, content: str, action: str = "continue") -> str:

@@ -23,7 +23,9 @@ from thinkchain.testing.fake_openai import (
     default_responder,
 )
 
-SETTINGS = ChainSettings(min_steps=1, max_steps=5, retry_base_delay=0.01, retry_max_delay=0.05)
+SETTINGS = ChainSettings(
+    mode="iterative", min_steps=1, max_steps=5, retry_base_delay=0.01, retry_max_delay=0.05
+)
 HELLO = GenerationRequest(messages=[{"role": "user", "content": "hello"}], max_tokens=16)
 
 
@@ -127,7 +129,18 @@ def test_ask_takes_several_base_urls_and_works_around_a_dead_one(closed_url, sty
             urls = ["--base-url", closed_url, "--base-url", alive.url]
         result = CliRunner().invoke(
             app,
-            ["ask", *urls, "--model", "fake-model", "--min-steps", "1", "--quiet", "What is 6x7?"],
+            [
+                "ask",
+                *urls,
+                "--model",
+                "fake-model",
+                "--mode",
+                "iterative",
+                "--min-steps",
+                "1",
+                "--quiet",
+                "What is 6x7?",
+            ],
         )
         assert result.exit_code == 0, result.output
         assert "The answer is 42." in result.stdout

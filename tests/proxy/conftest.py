@@ -17,7 +17,10 @@ from thinkchain.settings import ChainSettings
 from thinkchain.testing.fake_openai import FakeOpenAIServer
 
 # Retries without waiting, so failure paths are quick; nothing else differs from defaults.
-FAST_CHAIN = ChainSettings(retry_base_delay=0.0, retry_max_delay=0.0, max_retries=1)
+# The proxy's tests script JSON steps: the iterative shape, one step per upstream call.
+FAST_CHAIN = ChainSettings(
+    mode="iterative", retry_base_delay=0.0, retry_max_delay=0.0, max_retries=1
+)
 
 
 class ServerThread:

@@ -19,7 +19,7 @@ from thinkchain.proxy.reasoning import (
 
 from .helpers import QUESTION, client
 
-FAST = {"retry_base_delay": 0.0, "retry_max_delay": 0.0}
+FAST = {"mode": "iterative", "retry_base_delay": 0.0, "retry_max_delay": 0.0}
 
 
 def by_purpose(request: GenerationRequest) -> Any:

@@ -74,7 +74,9 @@ def test_model_markup_shows_as_text_and_runs_nothing(
     start_ui: Any, chromium: Any, tmp_path: Path, artifacts: Path
 ) -> None:
     with FakeOpenAIServer(responder=_xss_responder) as fake:
-        server = start_ui("--base-url", fake.url, "--history", str(tmp_path / "h.sqlite3"))
+        server = start_ui(
+            "--base-url", fake.url, "--mode", "iterative", "--history", str(tmp_path / "h.sqlite3")
+        )
         page = chromium.new_page(viewport={"width": 1400, "height": 1800})
         dialogs: list[str] = []
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -104,7 +106,9 @@ def test_steps_stream_in_and_stop_keeps_the_finished_ones(
         FakeStall(seconds=120),  # step 3 never comes: the user stops the chain meanwhile
     ]
     with FakeOpenAIServer(script) as fake:
-        server = start_ui("--base-url", fake.url, "--history", str(tmp_path / "h.sqlite3"))
+        server = start_ui(
+            "--base-url", fake.url, "--mode", "iterative", "--history", str(tmp_path / "h.sqlite3")
+        )
         page = chromium.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(server.url)
         page.get_by_label("Your question").fill(STRAWBERRY)

@@ -39,6 +39,12 @@ def test_steps_appear_in_order_then_the_answer_and_the_total_time(open_page, his
     ]
 
 
+@pytest.fixture(autouse=True)
+def iterative_mode(monkeypatch):
+    # The scripted models here write the seed's JSON steps, one per call: the iterative mode.
+    monkeypatch.setenv("THINKCHAIN_MODE", "iterative")
+
+
 def test_the_step_being_written_grows_on_the_page(open_page, history_path):
     words = "one two three four five six seven eight nine ten eleven twelve"
     backend = ScriptedBackend(
@@ -254,6 +260,27 @@ def test_the_mode_selector_offers_every_chain_mode(open_page, history_path):
     page.ask(STRAWBERRY).wait_until_done()
     assert page.step_labels() == []
     assert any("There are 2 letters r" in t for t in page.texts())
+
+
+def test_the_page_starts_on_the_default_mode_or_the_one_it_was_launched_with(
+    open_page, history_path, monkeypatch
+):
+    titles = [
+        "Step 1: Restating the question",
+        "Step 2: Spelling the word out",
+        "Step 3: Counting and checking",
+    ]
+    monkeypatch.delenv("THINKCHAIN_MODE")
+    page = open_page(demo_backend())
+    assert page.at.sidebar.selectbox(key="tc.mode").value == "single-pass"
+    page.ask(STRAWBERRY).wait_until_done()
+    assert page.step_labels() == titles  # one reply, split into its titled steps
+
+    monkeypatch.setenv("THINKCHAIN_MODE", "iterative")  # what `thinkchain ui --mode iterative` sets
+    page = open_page(demo_backend())
+    assert page.at.sidebar.selectbox(key="tc.mode").value == "iterative"
+    page.ask(STRAWBERRY).wait_until_done()
+    assert page.step_labels() == titles
 
 
 def test_model_text_is_never_rendered_as_html(open_page, history_path):

@@ -14,7 +14,7 @@ from thinkchain.backends.scripted import ScriptedBackend, step_json
 from thinkchain.cli import app
 from thinkchain.cli.ask_sc import ask_self_consistency
 
-SETTINGS = ChainSettings(min_steps=1, retry_base_delay=0.0, retry_max_delay=0.0)
+SETTINGS = ChainSettings(mode="iterative", min_steps=1, retry_base_delay=0.0, retry_max_delay=0.0)
 
 
 def split_vote(request: GenerationRequest) -> str:

@@ -36,7 +36,9 @@ from thinkchain.events import (
 from thinkchain.prompts import prompt
 from thinkchain.steps import STEP_SCHEMA
 
-FAST = {"retry_base_delay": 0.0, "retry_max_delay": 0.0}
+# These tests are about JSON steps, one per call: the iterative shape (the seed's).
+FAST = {"retry_base_delay": 0.0, "retry_max_delay": 0.0, "mode": "iterative"}
+ITERATIVE = ChainSettings(mode="iterative")
 
 
 def steps(n: int, final_at: int | None = None) -> list[str]:
@@ -275,7 +277,9 @@ def test_transport_errors_are_retried_and_honour_retry_after(monkeypatch):
             "4",
         ]
     )
-    chain = Chain(backend, ChainSettings(retry_base_delay=0.5, retry_max_delay=20))
+    chain = Chain(
+        backend, ChainSettings(mode="iterative", retry_base_delay=0.5, retry_max_delay=20)
+    )
     events = list(chain.stream("q?"))
     retries = of_type(events, Retry)
     assert len(retries) == 2
@@ -360,7 +364,7 @@ def test_time_budget_ends_the_chain_and_keeps_finished_steps():
 def test_cancel_from_another_thread_stops_at_once_and_keeps_steps():
     backend = ScriptedBackend([steps(3)[0], Reply(steps(3)[1], delay=0.5), "4"])
     token = CancelToken()
-    chain = Chain(backend)
+    chain = Chain(backend, ITERATIVE)
     events = []
     started = time.perf_counter()
     for event in chain.stream("q?", cancel=token):
@@ -374,7 +378,7 @@ def test_cancel_from_another_thread_stops_at_once_and_keeps_steps():
 
 def test_closing_the_stream_early_cancels_the_generation():
     backend = ScriptedBackend([Reply(steps(3)[0], delay=0.3), *steps(3)[1:], "4"])
-    chain = Chain(backend)
+    chain = Chain(backend, ITERATIVE)
     started = time.perf_counter()
     stream = chain.stream("q?")
     for event in stream:
@@ -423,7 +427,7 @@ def test_events_are_async_too_and_chains_run_concurrently():
         backends = [
             ScriptedBackend([Reply(s, delay=0.01) for s in steps(3)] + ["4"]) for _ in range(8)
         ]
-        chains = [Chain(b) for b in backends]
+        chains = [Chain(b, ITERATIVE) for b in backends]
         started = time.perf_counter()
         results = await asyncio.gather(*(c.arun("q?") for c in chains))
         return results, time.perf_counter() - started
@@ -434,7 +438,7 @@ def test_events_are_async_too_and_chains_run_concurrently():
 
 def test_async_stream_yields_typed_events():
     async def main():
-        chain = Chain(ScriptedBackend([*steps(3), "4"]))
+        chain = Chain(ScriptedBackend([*steps(3), "4"]), ITERATIVE)
         return [type(e).__name__ async for e in chain.astream("q?")]
 
     names = asyncio.run(main())
@@ -444,7 +448,7 @@ def test_async_stream_yields_typed_events():
 
 def test_context_messages_sit_between_system_prompt_and_question():
     backend = ScriptedBackend([*steps(3), "4"])
-    chain = Chain(backend)
+    chain = Chain(backend, ITERATIVE)
     context = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
     chain.run("And 2+2?", context=context)
     assert backend.requests[0].messages[1:] == [*context, {"role": "user", "content": "And 2+2?"}]

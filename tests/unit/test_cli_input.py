@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -71,3 +73,16 @@ def test_unknown_embedded_model_name_is_one_line():
     result = runner.invoke(app, ["ask", "--no-history", "--model", "gpt-17", "q"])
     assert result.exit_code == 2
     assert "unknown embedded model 'gpt-17'" in result.output
+
+
+def test_the_mode_defaults_to_single_pass_and_follows_the_environment(monkeypatch):
+    monkeypatch.delenv("THINKCHAIN_MODE", raising=False)
+    default = ask("--json", "How many r in strawberry?")
+    assert default.exit_code == 0, default.output
+    assert json.loads(default.stdout)["mode"] == "single-pass"
+
+    monkeypatch.setenv("THINKCHAIN_MODE", "iterative")
+    chosen = ask("--json", "How many r in strawberry?")
+    assert chosen.exit_code == 0, chosen.output
+    assert json.loads(chosen.stdout)["mode"] == "iterative"
+    assert len(json.loads(chosen.stdout)["steps"]) == 3

@@ -28,7 +28,9 @@ from thinkchain.eval.runner import (
 from thinkchain.eval.solve import SolveConfig
 from thinkchain.eval.solve import solve as real_solve
 
-SETTINGS = ChainSettings(min_steps=1, retry_base_delay=0.0, retry_max_delay=0.0, max_retries=0)
+SETTINGS = ChainSettings(
+    mode="iterative", min_steps=1, retry_base_delay=0.0, retry_max_delay=0.0, max_retries=0
+)
 
 
 def dataset(n: int) -> Dataset:

@@ -25,7 +25,7 @@ QUESTION = "How many letters r are in the word strawberry?"
 
 
 def record_chain(path: Path, model, settings=None, question=QUESTION, **kwargs):  # type: ignore[no-untyped-def]
-    settings = settings or ChainSettings()
+    settings = settings or ChainSettings(mode="iterative")
     recorder = ChainRecorder(path, settings=settings, source="test", **kwargs)
     result = None
     for event in Chain(model, settings).stream(question):
@@ -79,9 +79,9 @@ def test_each_step_is_committed_as_soon_as_it_is_done(tmp_path):
             "Three.",
         ]
     )
-    recorder = ChainRecorder(db, settings=ChainSettings())
+    recorder = ChainRecorder(db, settings=ChainSettings(mode="iterative"))
     seen_while_running: list[tuple[str, int]] = []
-    for event in Chain(backend, ChainSettings()).stream(QUESTION):
+    for event in Chain(backend, ChainSettings(mode="iterative")).stream(QUESTION):
         recorder.handle(event)
         if isinstance(event, StepDone) and event.step.index == 2:
             # Step 3 is being generated now; the recorder has not been given anything more.
@@ -102,8 +102,8 @@ def test_a_cancelled_chain_keeps_its_finished_steps(tmp_path):
     backend = ScriptedBackend(
         [step_json("One", "first"), Reply(step_json("Two", "never"), first_delay=60)]
     )
-    recorder = ChainRecorder(db, settings=ChainSettings())
-    for event in Chain(backend, ChainSettings()).stream(QUESTION, cancel=cancel):
+    recorder = ChainRecorder(db, settings=ChainSettings(mode="iterative"))
+    for event in Chain(backend, ChainSettings(mode="iterative")).stream(QUESTION, cancel=cancel):
         recorder.handle(event)
         if isinstance(event, StepDone):
             cancel.cancel()
@@ -139,8 +139,8 @@ def test_writes_that_meet_a_lock_are_kept_and_saved_once_it_is_gone(tmp_path):
     HistoryStore(db).close()
     blocker = sqlite3.connect(db, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
-    recorder = ChainRecorder(db, settings=ChainSettings(), timeout=0.2)
-    events = list(Chain(demo_backend(), ChainSettings()).stream(QUESTION))
+    recorder = ChainRecorder(db, settings=ChainSettings(mode="iterative"), timeout=0.2)
+    events = list(Chain(demo_backend(), ChainSettings(mode="iterative")).stream(QUESTION))
     for event in events[: len(events) // 2]:
         recorder.handle(event)
     deadline = time.monotonic() + 10

@@ -125,7 +125,7 @@ def test_json_step_followed_by_more_text_is_stopped_after_the_object():
 
     first = step_json("A", "The first step, which is new.")
     backend = ScriptedBackend([Reply(first + "\n" + step_json("B", "x " * 300), chunk_size=4), "3"])
-    result = Chain(backend, ChainSettings(max_steps=1, min_steps=0)).run("q")
+    result = Chain(backend, ChainSettings(mode="iterative", max_steps=1, min_steps=0)).run("q")
     assert result.steps[0].title == "A"
     assert backend.requests[0].halt.is_set()
     assert result.steps[0].usage.completion_tokens <= len(first) // 4 + 2

@@ -16,7 +16,10 @@ STEPS = [
 
 def run(verify_reply, answer="**42**", **settings):
     backend = ScriptedBackend([*STEPS, answer, verify_reply])
-    chain = Chain(backend, ChainSettings(verify=True, min_steps=0, retry_base_delay=0, **settings))
+    chain = Chain(
+        backend,
+        ChainSettings(mode="iterative", verify=True, min_steps=0, retry_base_delay=0, **settings),
+    )
     events = list(chain.stream("What is 12 + 30?"))
     return backend, events, events[-1].result
 
@@ -55,7 +58,10 @@ def test_disagreeing_check_revises_the_answer():
 def test_a_failed_check_leaves_the_answer_alone():
     backend = ScriptedBackend([*STEPS, "**42**"] + [Fault(TransportError("down", server="s"))] * 3)
     chain = Chain(
-        backend, ChainSettings(verify=True, min_steps=0, retry_base_delay=0, max_retries=2)
+        backend,
+        ChainSettings(
+            mode="iterative", verify=True, min_steps=0, retry_base_delay=0, max_retries=2
+        ),
     )
     events = list(chain.stream("What is 12 + 30?"))
     result = events[-1].result

@@ -17,7 +17,7 @@ from ..cancel import CancelToken
 from ..chain import Chain, InvalidQuestion, clean_question
 from ..events import ChainCompleted, ChainFailed, ChainResult
 from ..history import ChainRecorder
-from ..settings import DEFAULT_MODE, MODES, ChainSettings
+from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings
 from .common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -41,7 +41,7 @@ def ask(
     lang: Annotated[str, typer.Option(help="Prompt language: auto, zh or en.")] = "auto",
     mode: Annotated[
         str,
-        typer.Option(help="How the model thinks: " + ", ".join(MODES) + "."),
+        typer.Option(help="How the model thinks: " + ", ".join(MODES) + ".", envvar=ENV_MODE),
     ] = DEFAULT_MODE,
     max_steps: Annotated[int, typer.Option(help="At most this many steps.")] = 25,
     min_steps: Annotated[int, typer.Option(help="At least this many steps.")] = 3,

@@ -12,6 +12,7 @@ import typer
 from ..backends.factory import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 from ..history.store import ENV_HISTORY
 from ..models import ENV_MODEL_PATH
+from ..settings import DEFAULT_MODE, ENV_MODE, MODES
 from ..ui.backend_choice import ENV_DEMO, PAGE_PARALLEL
 from .common import (
     ApiKeyOpt,
@@ -41,8 +42,16 @@ def ui(
         bool, typer.Option("--demo", help="Start on a scripted demo model (no model needed).")
     ] = False,
     history: HistoryOpt = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="The mode the page starts with: " + ", ".join(MODES) + ".", envvar=ENV_MODE
+        ),
+    ] = DEFAULT_MODE,
 ) -> None:
     """Start the web page: ask a question, watch each step as the model writes it."""
+    if mode not in MODES:
+        fail(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     # The page reads its starting values from the same variables the other commands honour.
     for name, value in (
         (ENV_BASE_URL, ",".join(base_url or ())),
@@ -51,6 +60,7 @@ def ui(
         (ENV_MODEL_PATH, model_path),
         (ENV_HISTORY, history),
         (ENV_DEMO, "1" if demo else None),
+        (ENV_MODE, mode),
     ):
         if value:
             os.environ[name] = value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from ..history import ChainRecord
-from ..settings import MODES, ChainSettings
+from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings
 from .backend_choice import DEMO, EMBEDDED, SERVER, BackendChoice, embedded_options, kinds
 from .markdown import safe_label
 from .texts import LANGUAGES, has_text
@@ -99,7 +100,13 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
 
     # Modes come from the chain's settings; one added later shows by its name until translated.
     mode_labels = {m: t(f"mode_{m}") if has_text("en", f"mode_{m}") else m for m in MODES}
-    mode = side.selectbox(t("mode"), MODES, format_func=mode_labels.__getitem__, key="tc.mode")
+    mode = side.selectbox(
+        t("mode"),
+        MODES,
+        index=MODES.index(launch_mode()),
+        format_func=mode_labels.__getitem__,
+        key="tc.mode",
+    )
     strategy = side.radio(
         t("strategy"),
         STRATEGIES,
@@ -174,3 +181,9 @@ def history(t: Translate, records: list[ChainRecord] | None, problem: str | None
 
 def _open(chain_id: str) -> None:
     st.session_state[OPEN_KEY] = chain_id
+
+
+def launch_mode() -> str:
+    """The mode ``thinkchain ui --mode`` started the page with, else the default."""
+    mode = os.environ.get(ENV_MODE, "").strip()
+    return mode if mode in MODES else DEFAULT_MODE
