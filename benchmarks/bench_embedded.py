@@ -102,7 +102,9 @@ def mask_cost_us(backend: LlamaCppBackend) -> float:
 def chain_reuse(backend: LlamaCppBackend, questions: list[str], steps: int) -> dict:
     ratios, ratios_strict, per_call, speeds = [], [], [], []
     for question in questions:
-        chain = Chain(backend, ChainSettings(max_steps=steps, min_steps=steps, seed=0))
+        chain = Chain(
+            backend, ChainSettings(mode="iterative", max_steps=steps, min_steps=steps, seed=0)
+        )
         result = chain.run(question)
         # (usage, attempts): a step retried sums several calls and says nothing per call.
         calls = [(s.usage, s.attempts) for s in result.steps]

@@ -49,7 +49,7 @@ async def raw_backend(replies: list[str]) -> float:
 
 async def chain_async(replies: list[str], steps: int) -> float:
     backend = ScriptedBackend(list(replies))
-    chain = Chain(backend, ChainSettings(max_steps=steps, min_steps=steps))
+    chain = Chain(backend, ChainSettings(mode="iterative", max_steps=steps, min_steps=steps))
     started = time.perf_counter()
     async for _event in chain.astream("What is 6 times 7?"):
         pass
@@ -58,7 +58,7 @@ async def chain_async(replies: list[str], steps: int) -> float:
 
 def chain_sync(replies: list[str], steps: int) -> float:
     backend = ScriptedBackend(list(replies))
-    chain = Chain(backend, ChainSettings(max_steps=steps, min_steps=steps))
+    chain = Chain(backend, ChainSettings(mode="iterative", max_steps=steps, min_steps=steps))
     started = time.perf_counter()
     for _event in chain.stream("What is 6 times 7?"):
         pass

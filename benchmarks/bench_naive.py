@@ -41,8 +41,13 @@ NAIVE_PREFILL = "I will think this through step by step, starting with the probl
 NAIVE_FINAL = "Now give the final answer based on the reasoning above."
 
 
-def naive_chain(llama, question: str) -> tuple[str, int]:
-    """(answer text, steps) of the naive loop."""
+def naive_chain(llama, question: str, max_seconds: float) -> tuple[str, int]:
+    """(answer text, steps) of the naive loop; ("", steps) once it has run past max_seconds.
+
+    The cap only ever shortens the naive loop's time (a capped question counts as wrong at the
+    time it was stopped), so it can only flatter the baseline, never thinkchain.
+    """
+    started = time.perf_counter()
     messages = [
         {"role": "system", "content": NAIVE_SYSTEM},
         {"role": "user", "content": question},
@@ -70,6 +75,8 @@ def naive_chain(llama, question: str) -> tuple[str, int]:
         messages.append({"role": "assistant", "content": json.dumps(data)})
         if data.get("next_action") == "final_answer" or steps > 25:
             break
+        if time.perf_counter() - started > max_seconds:
+            return "", steps
     messages.append({"role": "user", "content": NAIVE_FINAL})
     final = call()
     return str(final.get("content", final)), steps
@@ -79,6 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--model-path", default=str(path_of(DEFAULT_MODEL)))
+    parser.add_argument(
+        "--naive-cap", type=float, default=300.0, help="stop a naive question after this long"
+    )
     args = parser.parse_args()
     items = [json.loads(line) for line in GSM8K.read_text().splitlines()][: args.n]
 
@@ -96,7 +106,7 @@ def main() -> None:
     for i, item in enumerate(items, start=1):
         gold = normalise_gold(item["answer"])
         started = time.perf_counter()
-        text, naive_steps = naive_chain(naive_llama, item["question"])
+        text, naive_steps = naive_chain(naive_llama, item["question"], args.naive_cap)
         naive_seconds = time.perf_counter() - started
         naive_ok = same_answer(extract_answer(text), gold)
         started = time.perf_counter()
@@ -126,7 +136,9 @@ def main() -> None:
 The first {len(items)} questions of the shared GSM8K file, one after another, on the embedded
 default model ({DEFAULT_MODEL.name}). Naive loop: written in `benchmarks/bench_naive.py` after
 the seed's shape (JSON-object mode through llama-cpp-python's chat API, no streaming, the whole
-history re-sent, up to 26 steps, the final answer forced into JSON). thinkchain: its default
+history re-sent, up to 26 steps, the final answer forced into JSON; a question still looping
+after {args.naive_cap:.0f} s is stopped at the end of its step and counted wrong, which only
+shortens the baseline's time). thinkchain: its default
 mode (`{DEFAULT_MODE}`) with default settings. Each question ran once in each; per-question
 times are min / median / max over the {len(items)} questions.
 

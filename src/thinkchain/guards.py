@@ -8,6 +8,7 @@ stream as soon as the pattern is unmistakable.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from difflib import SequenceMatcher
 
 # Thresholds chosen so that legitimate text (indented code, tables, lists) never trips them.
@@ -17,7 +18,6 @@ MIN_REPEATS = 4
 MAX_PERIOD = 200
 _CHECK_EVERY = 24  # characters between two loop checks
 
-_WS_TAIL = re.compile(r"\s+\Z")
 _NORMALISE = re.compile(r"\W+", re.UNICODE)
 
 
@@ -42,34 +42,51 @@ class DegenerationGuard:
 
 
 def find_degeneration(text: str) -> str | None:
-    tail = _WS_TAIL.search(text)
-    if tail and len(tail.group()) >= MAX_WHITESPACE_RUN:
-        return f"the output degenerated into {len(tail.group())} characters of whitespace"
+    # rstrip walks back from the end only; a regex anchored at \Z would scan the whole text.
+    run = len(text) - len(text.rstrip())
+    if run >= MAX_WHITESPACE_RUN:
+        return f"the output degenerated into {run} characters of whitespace"
     period = _repeating_period(text)
     if period:
         return f"the output degenerated into a loop repeating every {period} characters"
     return None
 
 
+_NEEDLE = 8  # characters at the very end whose earlier copies propose the candidate periods
+
+
 def _repeating_period(text: str) -> int | None:
-    """The period of a block repeated back to back at the end of ``text``, if it covers enough."""
+    """The period of a block repeated back to back at the end of ``text``, if it covers enough.
+
+    A tail with period p has its last characters again exactly p characters earlier, so only
+    the distances to earlier copies of the last few characters (found by ``rfind``, in C) are
+    candidates: ordinary text proposes a handful, not all MAX_PERIOD periods.  They come
+    nearest first, so the smallest period wins.
+    """
     n = len(text)
     if n < MIN_REPEATED_SPAN:
         return None
     window = text[-(MAX_PERIOD * MIN_REPEATS + MIN_REPEATED_SPAN) :]
-    for period in range(1, MAX_PERIOD + 1):
+    size = len(window)
+    needle = window[-_NEEDLE:]
+    end = size - 1  # an earlier copy ends before the last character
+    while True:
+        start = window.rfind(needle, 0, end)
+        if start < 0:
+            return None
+        period = size - _NEEDLE - start
+        if period > MAX_PERIOD:
+            return None
+        end = start + _NEEDLE - 1
         repeats = max(MIN_REPEATS, -(-MIN_REPEATED_SPAN // period))
         span = period * repeats
-        if span > len(window):
-            break
+        if span > size:
+            return None  # longer periods need even more text
         block = window[-period:]
-        if window[-2 * period : -period] != block:
-            continue  # cheap rejection before building the full repeated span
-        if block.isspace():
+        if window[-2 * period : -period] != block or block.isspace():
             continue  # whitespace runs have their own, more tolerant, limit
         if window[-span:] == block * repeats:
             return period
-    return None
 
 
 def _normalise(text: str) -> str:
@@ -86,6 +103,10 @@ def repeats_earlier(content: str, earlier: list[str], threshold: float = 0.9) ->
     new = _normalise(content)
     if not new:
         return False
+    # The new text is the matcher's second sequence: its index is built once, not per step.
+    matcher = SequenceMatcher(None, autojunk=False)
+    matcher.set_seq2(new)
+    new_counts = Counter(new)
     for old_text in earlier:
         old = _normalise(old_text)
         if not old:
@@ -94,7 +115,17 @@ def repeats_earlier(content: str, earlier: list[str], threshold: float = 0.9) ->
             return True
         if min(len(new), len(old)) < MIN_FUZZY_LENGTH:
             continue
-        matcher = SequenceMatcher(None, new, old, autojunk=False)
-        if matcher.quick_ratio() >= threshold and matcher.ratio() >= threshold:
+        if 2 * min(len(new), len(old)) < threshold * (len(new) + len(old)):
+            continue  # lengths alone rule it out
+        if _shared_characters_ratio(new_counts, Counter(old)) < threshold:
+            continue  # an upper bound of ratio(), counted in C rather than char by char
+        matcher.set_seq1(old)
+        if matcher.ratio() >= threshold:
             return True
     return False
+
+
+def _shared_characters_ratio(a: Counter[str], b: Counter[str]) -> float:
+    """difflib's ``quick_ratio`` from two character counts: 2 × shared / total."""
+    shared = sum((a & b).values())
+    return 2 * shared / (a.total() + b.total())

@@ -1,0 +1,103 @@
+"""The loop and repeat detectors: they cut real loops and never legitimate text."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from thinkchain.guards import (
+    MAX_PERIOD,
+    MIN_REPEATED_SPAN,
+    MIN_REPEATS,
+    DegenerationGuard,
+    find_degeneration,
+    repeats_earlier,
+)
+
+PROSE = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
+    "in May. In May she sold 48 / 2 = 24 clips, so altogether she sold 48 + 24 = 72 clips. "
+)
+
+
+def reference_period(text: str) -> int | None:
+    """The definition, checked period by period: the smallest block repeated at the end."""
+    for period in range(1, MAX_PERIOD + 1):
+        repeats = max(MIN_REPEATS, -(-MIN_REPEATED_SPAN // period))
+        block = text[-period:]
+        if len(text) >= period * repeats and not block.isspace():
+            if text.endswith(block * repeats):
+                return period
+    return None
+
+
+def loop_period(text: str) -> int | None:
+    reason = find_degeneration(text)
+    if reason is None or "loop" not in reason:
+        return None
+    return int(reason.rsplit("every ", 1)[1].split()[0])
+
+
+@pytest.mark.parametrize("period", [1, 2, 7, 8, 9, 33, 120, MAX_PERIOD])
+def test_a_block_repeated_at_the_end_is_a_loop_of_its_period(period):
+    rng = random.Random(period)
+    block = "".join(rng.choice("abcdefgh ,.") for _ in range(period))
+    if len(set(block)) < 2:
+        block = "ab"[: max(1, period)] * period
+    text = PROSE + block * (MIN_REPEATED_SPAN // period + MIN_REPEATS + 1)
+    assert loop_period(text) == reference_period(text)
+    assert loop_period(text) is not None
+
+
+def test_the_detector_agrees_with_the_definition_on_random_texts():
+    rng = random.Random(0)
+    for _ in range(300):
+        alphabet = rng.choice(["ab", "abc", "abcdefgh ", "the cat sat on a mat. 0123456789"])
+        head = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 400)))
+        block = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60)))
+        text = head + block * rng.randint(0, 30)
+        assert loop_period(text) == reference_period(text), text
+
+
+def test_ordinary_prose_tables_and_code_are_not_loops():
+    table = "| item | price |\n|---|---|\n" + "".join(
+        f"| thing {i} | {i * 3} |\n" for i in range(40)
+    )
+    code = "\n".join(f"    total += values[{i}]  # add item {i}" for i in range(30))
+    for text in (PROSE * 3, table, code):
+        assert find_degeneration(text) is None
+
+
+def test_a_long_run_of_whitespace_degenerates_but_indentation_does_not():
+    assert "whitespace" in (find_degeneration(PROSE + " " * 200) or "")
+    assert find_degeneration(PROSE + "\n" + " " * 40) is None
+
+
+def test_the_streaming_guard_fires_once_the_loop_is_plain():
+    guard = DegenerationGuard()
+    reasons = [guard.feed(word + " ") for word in PROSE.split()]
+    assert not any(reasons)
+    for _ in range(100):
+        reason = guard.feed("I will check again. ")
+        if reason:
+            break
+    assert reason and "loop" in reason
+
+
+def test_a_step_that_says_again_what_an_earlier_one_said_is_a_repeat():
+    earlier = [PROSE, "Check: 72 - 24 = 48, which is what she sold in April."]
+    assert repeats_earlier(PROSE, earlier)
+    assert repeats_earlier(PROSE.upper().replace(",", ";"), earlier)  # case and punctuation
+    assert repeats_earlier(PROSE.replace("altogether", "in total"), earlier)  # nearly the same
+
+
+def test_different_steps_and_short_steps_differing_by_a_number_are_not_repeats():
+    earlier = [PROSE, "x = 3"]
+    assert not repeats_earlier("x = 5", earlier)
+    other = (
+        "Now check the total a second way: 72 clips over two months is 36 a month on average, "
+        "and 48 and 24 average to 36 as well, so the sum of 72 is consistent."
+    )
+    assert not repeats_earlier(other, earlier)
+    assert not repeats_earlier("", earlier)
