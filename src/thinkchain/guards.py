@@ -103,9 +103,9 @@ def repeats_earlier(content: str, earlier: list[str], threshold: float = 0.9) ->
     new = _normalise(content)
     if not new:
         return False
-    # The new text is the matcher's second sequence: its index is built once, not per step.
-    matcher = SequenceMatcher(None, autojunk=False)
-    matcher.set_seq2(new)
+    # The new text is the matcher's second sequence: its index is built once, and only when
+    # a pair survives the cheap bounds below.
+    matcher: SequenceMatcher[str] | None = None
     new_counts = Counter(new)
     for old_text in earlier:
         old = _normalise(old_text)
@@ -119,7 +119,10 @@ def repeats_earlier(content: str, earlier: list[str], threshold: float = 0.9) ->
             continue  # lengths alone rule it out
         if _shared_characters_ratio(new_counts, Counter(old)) < threshold:
             continue  # an upper bound of ratio(), counted in C rather than char by char
-        matcher.set_seq1(old)
+        if matcher is None:
+            matcher = SequenceMatcher(None, old, new, autojunk=False)
+        else:
+            matcher.set_seq1(old)
         if matcher.ratio() >= threshold:
             return True
     return False

@@ -213,7 +213,7 @@ class StepFieldStream:
     few thousand characters a step that costs microseconds, far below one token's decode time.
     """
 
-    __slots__ = ("_buffer", "_closed_at", "_emitted", "complete")
+    __slots__ = ("_buffer", "_closed_at", "_emitted", "_start", "complete")
 
     _DECODER = json.JSONDecoder(strict=False)
 
@@ -221,6 +221,7 @@ class StepFieldStream:
         self._buffer: list[str] = []
         self._emitted = {"title": "", "content": ""}
         self._closed_at: int | None = None  # where the object ended in the text
+        self._start = -1  # where the object's '{' is, once seen
         # The model wrote on after the closed object (servers that enforce no schema): the
         # step is complete and the rest can be cut.  A reply that simply ends after the object
         # is left alone, so a server still sends its usage.
@@ -230,9 +231,11 @@ class StepFieldStream:
         self._buffer.append(delta)
         text = "".join(self._buffer)
         self._buffer = [text]
-        start = text.find("{")
-        if start < 0:
-            return []
+        if self._start < 0:
+            self._start = text.find("{")
+            if self._start < 0:
+                return []
+        start = self._start
         if self._closed_at is not None:  # closed by an earlier piece: only watch what follows
             self.complete = bool(text[self._closed_at :].strip().strip("`").strip())
             return []
