@@ -140,9 +140,10 @@ class SinglePass:
                     restart=self._restart_after_failure,
                 )
                 completion_usage = generated.completion.usage
-                for piece in self.splitter.finish():
-                    self._handle(piece)
-                self._close_open()  # the reply ended inside a step: that step is complete
+                if self.stop_reason is None:
+                    for piece in self.splitter.finish():
+                        self._handle(piece)
+                    self._close_open()  # the reply ended inside a step: that step is complete
             except _EndStream as end:
                 self.stop_reason = end.reason
             self._account_prompt(completion_usage, first_step)
@@ -172,9 +173,20 @@ class SinglePass:
 
     # -- stream handling ----------------------------------------------------------------------
 
-    def _on_text(self, delta: str) -> None:
-        for piece in self.splitter.feed(delta):
-            self._handle(piece)
+    def _on_text(self, delta: str) -> bool:
+        """Handles one piece of the reply; True once the reply must end here.
+
+        Ending goes through the request's halt rather than an exception, so the backend
+        finishes the call normally and its usage (the prompt tokens above all) is counted.
+        """
+        if self.stop_reason is not None:
+            return True
+        try:
+            for piece in self.splitter.feed(delta):
+                self._handle(piece)
+        except _EndStream as end:
+            self.stop_reason = end.reason
+            return True
         # Token accounting: each chunk is one token for llama.cpp and about one for servers.
         if self.in_answer:
             self.answer_tokens += 1
@@ -182,6 +194,7 @@ class SinglePass:
                 self.answer_ttft = perf_counter() - self.answer_started
         elif self.open is not None:
             self.open.tokens += 1
+        return False
 
     def _handle(self, piece: Piece) -> None:
         run = self.run

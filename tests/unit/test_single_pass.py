@@ -237,3 +237,23 @@ def test_prompt_tokens_go_to_the_step_even_when_the_reply_ends_inside_it():
     )
     assert result.steps[0].usage.prompt_tokens == 200
     assert result.wasted_usage.prompt_tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("first", "settings"),
+    [
+        (CHAIN, {"max_steps": 2, "min_steps": 0}),  # the step limit cuts the reply
+        ("### Step 1: Guess\nIt is 3.\n### Answer\n3\n", {"min_steps": 3}),  # answered too early
+    ],
+)
+def test_a_reply_cut_short_still_counts_its_prompt_and_stops_the_backend(first, settings):
+    from thinkchain.events import Usage
+
+    rest = "### Step 2: Check\nSpelled out: 3.\n### Step 3: Again\nStill 3.\n### Answer\n**3**\n"
+    backend, _, result = run(
+        [Reply(first, usage=Usage(prompt_tokens=300, completion_tokens=40)), rest], **settings
+    )
+    assert result.ok
+    assert result.steps[0].usage.prompt_tokens == 300  # not lost with the cut
+    assert result.usage.prompt_tokens > 300  # and the follow-up call's prompt on top
+    assert backend.requests[0].halt.is_set()  # the backend was told to stop, not abandoned
