@@ -186,7 +186,11 @@ def main() -> None:
         extra_valid += valid(text)
     cost = [mask_cost_us(ours) for _ in range(5)]
 
-    questions = [json.loads(line)["question"] for line in GSM8K.read_text().splitlines()]
+    questions = [
+        json.loads(line)["question"]
+        for line in GSM8K.read_text(encoding="utf-8").split("\n")
+        if line.strip()
+    ]
     reuse = chain_reuse(ours, questions[: args.chains], args.steps)
     ref = statistics.median(results["raw"])
     ratio_masked = [m / r for m, r in zip(results["masked"], results["raw"], strict=True)]

@@ -90,7 +90,9 @@ def main() -> None:
         "--naive-cap", type=float, default=300.0, help="stop a naive question after this long"
     )
     args = parser.parse_args()
-    items = [json.loads(line) for line in GSM8K.read_text().splitlines()][: args.n]
+    items = [
+        json.loads(line) for line in GSM8K.read_text(encoding="utf-8").split("\n") if line.strip()
+    ][: args.n]
 
     import os
 

@@ -143,9 +143,27 @@ def test_unknown_dataset() -> None:
 
 @pytest.mark.skipif(not SHARED_GSM8K.is_file(), reason="the shared GSM8K file is not here")
 def test_the_shared_gsm8k_file_reads_by_path() -> None:
-    data = load_dataset(str(SHARED_GSM8K), n=200)
-    assert len(data.items) == 200
+    data = load_dataset(str(SHARED_GSM8K))  # all of it: line 281 holds a U+2028
+    assert len(data.items) == 500
     assert all(item.answer.lstrip("-").replace(".", "").isdigit() for item in data.items)
+    assert len(load_dataset(str(SHARED_GSM8K), n=200).items) == 200
+
+
+def test_line_separators_inside_json_strings_do_not_split_an_item(tmp_path: Path) -> None:
+    question = "Line one\u2028line two\u0085and three: 2+2?"
+    path = tmp_path / "data.jsonl"
+    path.write_text(
+        json.dumps({"id": "a", "question": question, "answer": 4}, ensure_ascii=False)
+        + "\r\n"
+        + json.dumps({"id": "b", "question": "3+3?", "answer": 6})
+        + "\r\n",
+        encoding="utf-8",
+    )
+    items = load_dataset(str(path)).items
+    assert [(i.id, i.question, i.answer) for i in items] == [
+        ("a", question, "4"),
+        ("b", "3+3?", "6"),
+    ]
 
 
 def test_gsm8k_without_the_datasets_library(monkeypatch: pytest.MonkeyPatch) -> None:

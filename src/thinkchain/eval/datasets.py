@@ -54,7 +54,9 @@ def read_jsonl(path: Path, n: int | None = None) -> list[Item]:
     items: list[Item] = []
     seen: set[str] = set()
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # JSON Lines are separated by "\n" alone: str.splitlines() would also break inside a
+        # string at U+2028 or U+0085, which JSON allows unescaped (the shared GSM8K file has one).
+        lines = path.read_text(encoding="utf-8").split("\n")
     except (OSError, UnicodeDecodeError) as err:
         raise DatasetError(f"cannot read {path}: {err}") from None
     for number, line in enumerate(lines, 1):
