@@ -10,7 +10,7 @@ EN: dict[str, str] = {
     # header and question
     "title": "thinkchain: reasoning in visible steps",
     "description": (
-        "An ordinary instruct model, asked to think one step at a time before it answers, "
+        "An ordinary instruct model, asked to think in explicit steps before it answers, "
         "in the manner of OpenAI's o1. Each step appears as the model writes it, with its "
         "own time and tokens; the final answer comes last."
     ),
@@ -123,7 +123,7 @@ EN: dict[str, str] = {
 ZH: dict[str, str] = {
     "title": "thinkchain:看得见每一步的推理",
     "description": (
-        "让一个普通的指令模型像 OpenAI o1 那样先思考、后回答:每次只写一步推理。"
+        "让一个普通的指令模型像 OpenAI o1 那样先分步思考、后回答。"
         "每一步在模型写出时即刻显示,并附上这一步的用时和词元数;最后给出最终答案。"
     ),
     "question": "你的问题",
