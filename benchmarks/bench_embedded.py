@@ -101,7 +101,7 @@ def mask_cost_us(backend: LlamaCppBackend) -> float:
 
 def chain_reuse(backend: LlamaCppBackend, questions: list[str], steps: int) -> dict:
     ratios, ratios_strict, per_call, speeds = [], [], [], []
-    for question in questions:
+    for number, question in enumerate(questions, start=1):
         chain = Chain(
             backend, ChainSettings(mode="iterative", max_steps=steps, min_steps=steps, seed=0)
         )
@@ -122,7 +122,7 @@ def chain_reuse(backend: LlamaCppBackend, questions: list[str], steps: int) -> d
             new = cur.prompt_tokens - (prev.prompt_tokens + prev.completion_tokens) + 1
             new_strict = new - 1
             evaluated = cur.evaluated_prompt_tokens
-            per_call.append((i + 1, cur.prompt_tokens, new, evaluated))
+            per_call.append((number, i + 1, cur.prompt_tokens, new, evaluated))
             ratios.append(evaluated / max(1, new))
             ratios_strict.append(evaluated / max(1, new_strict))
     return {
@@ -209,8 +209,9 @@ def main() -> None:
         ]
     )
     rows = "\n".join(
-        f"| {i} | {prompt_tokens} | {new} | {evaluated} | {evaluated / max(1, new):.2f} |"
-        for i, prompt_tokens, new, evaluated in reuse["per_call"][: args.steps + 1]
+        f"| {n} | {i} | {prompt_tokens} | {new} | {evaluated} | {evaluated / max(1, new):.2f} |"
+        for n, i, prompt_tokens, new, evaluated in reuse["per_call"]
+        if n <= 2
     )
     body = f"""
 Prompt: the step system prompt and a question that asks for a long step ({len(tokens)} prompt
@@ -235,10 +236,11 @@ time after the first token), against {ref:.1f} tokens/s raw.
 tokens that were new since the previous call: the chat markup around the previous reply plus
 that reply's last sampled token, which llama.cpp samples but never decodes. Evaluated / new over
 all calls: {stats(reuse["ratios"])} (goal ≤ 1.1); counting only the markup as new (excluding
-the sampled token): {stats(reuse["ratios_strict"])}. The first chain's calls:
+the sampled token): {stats(reuse["ratios_strict"])}. The first two chains' calls (a chain
+ends early when a step repeats an earlier one; a call after a retried step is left out):
 
-| call | prompt tokens | new since the previous call | evaluated | evaluated / new |
-|---|---|---|---|---|
+| chain | call | prompt tokens | new since the previous call | evaluated | evaluated / new |
+|---|---|---|---|---|---|
 {rows}
 """
     write_section("embedded", "Embedded model: schema-enforced decoding and KV reuse", body)
