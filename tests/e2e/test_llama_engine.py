@@ -107,3 +107,18 @@ def test_chains_on_a_parallel_backend_still_reuse_their_own_kv(parallel_backend)
     assert result.ok
     for step in result.steps[1:]:
         assert step.usage.evaluated_prompt_tokens < step.usage.prompt_tokens / 2
+
+
+def test_clearing_the_cache_right_after_a_halted_generation_leaves_nothing_cached(
+    parallel_backend,
+):
+    request = GenerationRequest(MESSAGES, max_tokens=200, temperature=0.5, seed=3)
+    for chunk in parallel_backend.generate_sync(request):
+        if isinstance(chunk, TextChunk):
+            request.halt.set()  # the caller has what it needs; the engine finishes on its own
+            break
+    parallel_backend.engine.clear_cache()
+    assert all(tokens == [] for tokens in parallel_backend.engine.cached_tokens)
+    again = GenerationRequest(MESSAGES, max_tokens=1, temperature=0.0)
+    completion = list(parallel_backend.generate_sync(again))[-1]
+    assert completion.usage.cached_tokens == 0  # the next call starts cold

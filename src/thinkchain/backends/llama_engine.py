@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,13 +147,22 @@ class DecodeEngine:
         self._C.llama_batch_free(self._batch)
         self._C.llama_free(self._ctx)
 
-    def clear_cache(self) -> None:
-        """Forget the cached prefixes of idle sequences (benchmarks start from cold)."""
-        with self._cond:
-            for slot in self._slots:
-                if slot.request is None and slot.tokens:
-                    self._C.llama_memory_seq_rm(self._mem, slot.seq_id, 0, -1)
-                    slot.tokens = []
+    def clear_cache(self, wait: float = 5.0) -> None:
+        """Forget every cached prefix (benchmarks start from cold).
+
+        A generation the caller has stopped can still be finishing on the decode thread; its
+        sequence is cleared once it is idle, waiting up to ``wait`` seconds for that.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            with self._cond:
+                for slot in self._slots:
+                    if slot.request is None and slot.tokens:
+                        self._C.llama_memory_seq_rm(self._mem, slot.seq_id, 0, -1)
+                        slot.tokens = []
+                if not self._active() or time.monotonic() >= deadline:
+                    return
+            time.sleep(0.01)
 
     @property
     def cached_tokens(self) -> list[list[int]]:
