@@ -1,4 +1,4 @@
-"""Run every benchmark script in this folder (``bench_*.py``), one after another."""
+"""Run every benchmark and probe script in this folder (``bench_*.py``, ``probe_*.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
     failed = []
-    for script in sorted(HERE.glob("bench_*.py")):
+    for script in [*sorted(HERE.glob("bench_*.py")), *sorted(HERE.glob("probe_*.py"))]:
         print(f"== {script.name}", flush=True)
         if subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode != 0:
             failed.append(script.name)
