@@ -31,6 +31,10 @@ _ANSWER_HEADING = re.compile(
     r"\s*[:：]?\s*(?:\*\*|__)?\s*(.*)$",
     re.I,
 )
+# A step whose title is only "Answer" (or "Final answer: 42") is the answer, not a step.
+_ANSWER_TITLE = re.compile(
+    r"^(?:the\s+)?(?:final\s+answer|answer|最终答案|答案)\s*(?:$|[:：]\s*(.*)$)", re.I
+)
 # A line that starts like this may become a heading; it is held back until it is either a
 # heading or longer than _HOLD_LIMIT characters (a few tokens of delay, never more).
 _HEADING_START = re.compile(r"^\s*(?:[#*_]|s|a|f|步|第|答|最)", re.I)
@@ -122,6 +126,15 @@ class StepSplitter:
         body = line.rstrip("\n")
         if not self.in_answer:
             step = _STEP_HEADING.match(body)
+            answer_step = _ANSWER_TITLE.match(_strip_markup(step.group(2))) if step else None
+            if answer_step:
+                # "### Step 4: Answer": small models number the answer like a step.
+                self.in_answer = True
+                out.append(Piece("answer_start"))
+                rest = _strip_markup(answer_step.group(1) or "")
+                if rest:
+                    out.append(Piece("answer", rest + "\n"))
+                return
             if step and (step.group(2) or re.search(r"\d\s*[:：.)]?\s*$", body)):
                 self.steps_seen += 1
                 # The raw heading line travels with the piece so the chain can be re-sent

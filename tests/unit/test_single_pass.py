@@ -102,6 +102,30 @@ def test_splitter_gives_the_same_steps_whatever_the_chunking(chunk):
             [("step", 1), ("content", "Stepping stones are 4.\nAnswering: no.\n")],
         ),
         (
+            "### Step 1: Count\ns, t, r.\n### Step 2: Answer\nThere is **1** r.\n",
+            [
+                ("step", 1),
+                ("title", "Count"),
+                ("content", "s, t, r.\n"),
+                ("answer_start", ""),
+                ("answer", "There is **1** r.\n"),
+            ],
+        ),
+        (
+            "### Step 1: Add\n2+2\n**Step 2: Final answer: 4**\n",
+            [
+                ("step", 1),
+                ("title", "Add"),
+                ("content", "2+2\n"),
+                ("answer_start", ""),
+                ("answer", "4"),
+            ],
+        ),
+        (
+            "### Step 1: Answering the question needs a count\nx\n",
+            [("step", 1), ("title", "Answering the question needs a count"), ("content", "x\n")],
+        ),
+        (
             "Some preamble\n## Step 2 - Next\nx",
             [("content", "Some preamble\n"), ("step", 2), ("title", "Next"), ("content", "x")],
         ),
