@@ -129,11 +129,7 @@ class StepSplitter:
             answer_step = _ANSWER_TITLE.match(_strip_markup(step.group(2))) if step else None
             if answer_step:
                 # "### Step 4: Answer": small models number the answer like a step.
-                self.in_answer = True
-                out.append(Piece("answer_start"))
-                rest = _strip_markup(answer_step.group(1) or "")
-                if rest:
-                    out.append(Piece("answer", rest + "\n"))
+                self._start_answer(_strip_markup(answer_step.group(1) or ""), out)
                 return
             if step and (step.group(2) or re.search(r"\d\s*[:：.)]?\s*$", body)):
                 self.steps_seen += 1
@@ -146,13 +142,16 @@ class StepSplitter:
                 return
             answer = _ANSWER_HEADING.match(body)
             if answer and not _FINAL_ANSWER_PREFIX.match(body) and self._is_answer(body):
-                self.in_answer = True
-                out.append(Piece("answer_start"))
-                rest = answer.group(1).strip()
-                if rest:
-                    out.append(Piece("answer", rest + "\n"))
+                self._start_answer(answer.group(1).strip(), out)
                 return
         self._emit_text(line, out)
+
+    def _start_answer(self, rest: str, out: list[Piece]) -> None:
+        """The answer begins; ``rest`` is what its heading line already said of it."""
+        self.in_answer = True
+        out.append(Piece("answer_start"))
+        if rest:
+            out.append(Piece("answer", rest + "\n"))
 
     @staticmethod
     def _is_answer(body: str) -> bool:

@@ -206,6 +206,11 @@ def _escape_controls_in_strings(text: str) -> str:
     return "".join(out)
 
 
+def _written_after(text: str, end: int) -> bool:
+    """Whether the model wrote anything after ``end`` besides whitespace and a closing fence."""
+    return bool(text[end:].strip().strip("`").strip())
+
+
 class StepFieldStream:
     """Turns the raw text of a JSON step, as it streams, into title and content deltas.
 
@@ -237,13 +242,13 @@ class StepFieldStream:
                 return []
         start = self._start
         if self._closed_at is not None:  # closed by an earlier piece: only watch what follows
-            self.complete = bool(text[self._closed_at :].strip().strip("`").strip())
+            self.complete = _written_after(text, self._closed_at)
             return []
         if "}" in delta:
             try:
                 _, end = self._DECODER.raw_decode(text[start:])
                 self._closed_at = start + end
-                self.complete = bool(text[self._closed_at :].strip().strip("`").strip())
+                self.complete = _written_after(text, self._closed_at)
                 text = text[: self._closed_at]
             except ValueError:
                 pass
@@ -326,13 +331,16 @@ def parse_text_step(text: str) -> ParsedStep:
     title = first.group(1).strip().strip("*_").strip()
     body = lines[1:]
     # The first "Next:" line closes the step; anything a model writes after it is not read.
-    closing = next((i for i, line in enumerate(body) if _NEXT_LINE.match(line)), None)
+    closing = next(
+        ((i, found) for i, line in enumerate(body) if (found := _NEXT_LINE.match(line))), None
+    )
     if closing is None:
         raise StepFormatError(
             'the last line must be "Next: continue" or "Next: final_answer"', truncated=True
         )
-    action = normalise_next_action(_NEXT_LINE.match(body[closing]).group(1))  # type: ignore[union-attr]
-    content = "\n".join(body[:closing]).strip()
+    at, next_line = closing
+    action = normalise_next_action(next_line.group(1))
+    content = "\n".join(body[:at]).strip()
     if not content:
         raise StepFormatError("the step has a title but no reasoning")
     canonical = f"Title: {title}\n{content}\nNext: {action}"
