@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -82,28 +82,11 @@ def naive_chain(llama, question: str, max_seconds: float) -> tuple[str, int]:
     return str(final.get("content", final)), steps
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=20)
-    parser.add_argument("--model-path", default=str(path_of(DEFAULT_MODEL)))
-    parser.add_argument(
-        "--naive-cap", type=float, default=300.0, help="stop a naive question after this long"
-    )
-    args = parser.parse_args()
-    items = [
-        json.loads(line) for line in GSM8K.read_text(encoding="utf-8").split("\n") if line.strip()
-    ][: args.n]
+RECORD = Path(__file__).resolve().parent.parent / "results" / "bench_naive" / "runs.jsonl"
 
-    import os
 
-    from llama_cpp import Llama
-
-    threads = os.cpu_count() or 1
-    naive_llama = Llama(
-        args.model_path, n_ctx=8192, n_threads=threads, n_threads_batch=threads, verbose=False
-    )
-    ours = LlamaCppBackend(args.model_path)
-    chain = Chain(ours, ChainSettings())
+def run_once(naive_llama, chain: Chain, items: list[dict], run_id: str, args) -> list[dict]:
+    """One pass over the questions, naive loop then thinkchain for each, appended to the record."""
     rows = []
     for i, item in enumerate(items, start=1):
         gold = normalise_gold(item["answer"])
@@ -116,46 +99,175 @@ def main() -> None:
         ours_seconds = time.perf_counter() - started
         answer = result.answer.text if result.answer else ""
         ours_ok = result.ok and same_answer(extract_answer(answer), gold)
-        rows.append(
-            (naive_seconds, naive_ok, naive_steps, ours_seconds, ours_ok, len(result.steps))
-        )
+        row = {
+            "run": run_id,
+            "n": len(items),
+            "question": i,
+            "model": DEFAULT_MODEL.name,
+            "mode": DEFAULT_MODE,
+            "naive_seconds": naive_seconds,
+            "naive_ok": naive_ok,
+            "naive_steps": naive_steps,
+            "ours_seconds": ours_seconds,
+            "ours_ok": ours_ok,
+            "ours_steps": len(result.steps),
+        }
+        rows.append(row)
+        with args.record.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
         print(
-            f"{i}/{len(items)} naive {naive_seconds:.0f} s {'✓' if naive_ok else '✗'} "
-            f"({naive_steps} steps) · thinkchain {ours_seconds:.0f} s {'✓' if ours_ok else '✗'}",
+            f"run {run_id} {i}/{len(items)} naive {naive_seconds:.0f} s "
+            f"{'✓' if naive_ok else '✗'} ({naive_steps} steps) · thinkchain "
+            f"{ours_seconds:.0f} s {'✓' if ours_ok else '✗'}",
             flush=True,
         )
-    naive_time = sum(r[0] for r in rows)
-    ours_time = sum(r[3] for r in rows)
-    naive_correct = sum(r[1] for r in rows)
-    ours_correct = sum(r[4] for r in rows)
-    naive_per = naive_time / naive_correct if naive_correct else float("inf")
-    ours_per = ours_time / ours_correct if ours_correct else float("inf")
+    return rows
 
-    def per_question(column: int) -> str:
-        return stats([r[column] for r in rows], "{:.0f}")
 
-    body = f"""
-The first {len(items)} questions of the shared GSM8K file, one after another, on the embedded
+def complete_runs(record: Path, n: int) -> dict[str, list[dict]]:
+    """Runs in the record that covered all n questions with this model and mode, in order."""
+    runs: dict[str, list[dict]] = {}
+    if record.exists():
+        for line in record.read_text(encoding="utf-8").split("\n"):
+            if line.strip():
+                row = json.loads(line)
+                if (row["n"], row["model"], row["mode"]) == (n, DEFAULT_MODEL.name, DEFAULT_MODE):
+                    runs.setdefault(row["run"], []).append(row)
+    return {run: rows for run, rows in runs.items() if len({r["question"] for r in rows}) == n}
+
+
+def per_correct(rows: list[dict], side: str) -> float:
+    correct = sum(r[f"{side}_ok"] for r in rows)
+    total = sum(r[f"{side}_seconds"] for r in rows)
+    return total / correct if correct else float("inf")
+
+
+def report(runs: dict[str, list[dict]], n: int, naive_cap: float) -> str:
+    lines = [
+        "| run | naive: correct | naive: wall s | naive: s per correct "
+        "| thinkchain: correct | thinkchain: wall s | thinkchain: s per correct | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    ratios = []
+    for run, rows in runs.items():
+        naive, ours = per_correct(rows, "naive"), per_correct(rows, "ours")
+        ratios.append(ours / naive)
+        lines.append(
+            f"| {run} | {sum(r['naive_ok'] for r in rows)}/{n} "
+            f"| {sum(r['naive_seconds'] for r in rows):,.0f} | {naive:,.0f} "
+            f"| {sum(r['ours_ok'] for r in rows)}/{n} "
+            f"| {sum(r['ours_seconds'] for r in rows):,.0f} | {ours:,.0f} | {ours / naive:.2f} |"
+        )
+    table = "\n".join(lines)
+    every = [r for rows in runs.values() for r in rows]
+
+    def over_runs(side: str, what: str) -> str:
+        if what == "correct":
+            return stats([sum(r[f"{side}_ok"] for r in rows) for rows in runs.values()], "{:.0f}")
+        if what == "wall":
+            values = [sum(r[f"{side}_seconds"] for r in rows) for rows in runs.values()]
+            return stats(values, "{:,.0f}")
+        return stats([per_correct(rows, side) for rows in runs.values()], "{:,.0f}")
+
+    def per_question(key: str) -> str:
+        return stats([r[key] for r in every if r.get(key) is not None], "{:.0f}")
+
+    summary = "\n".join(
+        f"| {label} | {naive} | {ours} |"
+        for label, naive, ours in (
+            (f"correct, of {n}", over_runs("naive", "correct"), over_runs("ours", "correct")),
+            ("total wall time, s", over_runs("naive", "wall"), over_runs("ours", "wall")),
+            (
+                "**wall time per correct answer, s**",
+                f"**{over_runs('naive', 'per')}**",
+                f"**{over_runs('ours', 'per')}**",
+            ),
+            (
+                "seconds per question (all runs)",
+                per_question("naive_seconds"),
+                per_question("ours_seconds"),
+            ),
+            (
+                "steps per question (all runs)",
+                per_question("naive_steps"),
+                per_question("ours_steps"),
+            ),
+        )
+    )
+    return f"""
+The first {n} questions of the shared GSM8K file, one after another, on the embedded
 default model ({DEFAULT_MODEL.name}). Naive loop: written in `benchmarks/bench_naive.py` after
 the seed's shape (JSON-object mode through llama-cpp-python's chat API, no streaming, the whole
 history re-sent, up to 26 steps, the final answer forced into JSON; a question still looping
-after {args.naive_cap:.0f} s is stopped at the end of its step and counted wrong, which only
-shortens the baseline's time). thinkchain: its default
-mode (`{DEFAULT_MODE}`) with default settings. Each question ran once in each; per-question
-times are min / median / max over the {len(items)} questions.
+after {naive_cap:.0f} s is stopped at the end of its step and counted wrong, which only
+shortens the baseline's time). thinkchain: its default mode (`{DEFAULT_MODE}`) with default
+settings. For each question the naive loop runs, then thinkchain, so both see the same machine
+state. The whole comparison ran {len(runs)} times (sampling at temperature 0.2, so answers
+differ between runs); runs are appended to `results/bench_naive/runs.jsonl` and this report is
+built from every complete run there.
+
+{table}
+
+Over the {len(runs)} runs (min / median / max):
 
 | | naive seed-style loop | thinkchain |
 |---|---|---|
-| correct | {naive_correct}/{len(items)} | {ours_correct}/{len(items)} |
-| seconds per question | {per_question(0)} | {per_question(3)} |
-| steps per question | {per_question(2)} | {per_question(5)} |
-| total wall time, s | {naive_time:,.0f} | {ours_time:,.0f} |
-| **wall time per correct answer, s** | **{naive_per:,.0f}** | **{ours_per:,.0f}** |
+{summary}
 
-thinkchain takes **{ours_per / naive_per:.2f} ×** the naive loop's wall time per correct answer
-(goal ≤ 0.7 ×). Median time per question: {statistics.median([r[3] for r in rows]):.0f} s
-against {statistics.median([r[0] for r in rows]):.0f} s.
+thinkchain takes **{stats(ratios)} ×** (min / median / max over runs) the naive loop's wall
+time per correct answer (goal ≤ 0.7 ×).
 """
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=5, help="whole comparisons to run now")
+    parser.add_argument("--model-path", default=str(path_of(DEFAULT_MODEL)))
+    parser.add_argument(
+        "--naive-cap", type=float, default=300.0, help="stop a naive question after this long"
+    )
+    parser.add_argument(
+        "--record", type=Path, default=RECORD, help="JSONL of every question of every run"
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="forget earlier runs in the record first"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="sampling seed of both sides (default: from the clock, so repeated runs differ)",
+    )
+    args = parser.parse_args()
+    items = [
+        json.loads(line) for line in GSM8K.read_text(encoding="utf-8").split("\n") if line.strip()
+    ][: args.n]
+    args.record.parent.mkdir(parents=True, exist_ok=True)
+    if args.fresh:
+        args.record.unlink(missing_ok=True)
+
+    import os
+
+    from llama_cpp import Llama
+
+    seed = args.seed if args.seed is not None else time.time_ns() % 2**31
+    print(f"seed {seed}", flush=True)
+    threads = os.cpu_count() or 1
+    naive_llama = Llama(
+        args.model_path,
+        n_ctx=8192,
+        n_threads=threads,
+        n_threads_batch=threads,
+        seed=seed,
+        verbose=False,
+    )
+    chain = Chain(LlamaCppBackend(args.model_path, seed=seed), ChainSettings())
+    for _ in range(args.runs):
+        run_id = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+        run_once(naive_llama, chain, items, run_id, args)
+    runs = complete_runs(args.record, len(items))
+    body = report(runs, len(items), args.naive_cap)
     write_section("naive", "thinkchain against a naive seed-style loop", body)
     print(body)
 
