@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import stats, write_section
+from benchmarks._report import ROOT, stats, write_section
 from thinkchain import Chain, ChainSettings
 from thinkchain.answers import extract_answer, normalise_gold, same_answer
 from thinkchain.backends.llamacpp import LlamaCppBackend
@@ -82,12 +82,11 @@ def naive_chain(llama, question: str, max_seconds: float) -> tuple[str, int]:
     return str(final.get("content", final)), steps
 
 
-RECORD = Path(__file__).resolve().parent.parent / "results" / "bench_naive" / "runs.jsonl"
+RECORD = ROOT / "results" / "bench_naive" / "runs.jsonl"
 
 
-def run_once(naive_llama, chain: Chain, items: list[dict], run_id: str, args) -> list[dict]:
+def run_once(naive_llama, chain: Chain, items: list[dict], run_id: str, args) -> None:
     """One pass over the questions, naive loop then thinkchain for each, appended to the record."""
-    rows = []
     for i, item in enumerate(items, start=1):
         gold = normalise_gold(item["answer"])
         started = time.perf_counter()
@@ -112,7 +111,6 @@ def run_once(naive_llama, chain: Chain, items: list[dict], run_id: str, args) ->
             "ours_ok": ours_ok,
             "ours_steps": len(result.steps),
         }
-        rows.append(row)
         with args.record.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
         print(
@@ -121,7 +119,6 @@ def run_once(naive_llama, chain: Chain, items: list[dict], run_id: str, args) ->
             f"{ours_seconds:.0f} s {'✓' if ours_ok else '✗'}",
             flush=True,
         )
-    return rows
 
 
 def complete_runs(record: Path, n: int) -> dict[str, list[dict]]:
@@ -133,41 +130,39 @@ def complete_runs(record: Path, n: int) -> dict[str, list[dict]]:
                 row = json.loads(line)
                 if (row["n"], row["model"], row["mode"]) == (n, DEFAULT_MODEL.name, DEFAULT_MODE):
                     runs.setdefault(row["run"], []).append(row)
-    return {run: rows for run, rows in runs.items() if len({r["question"] for r in rows}) == n}
+    return {
+        run: rows
+        for run, rows in runs.items()
+        if len(rows) == n and len({r["question"] for r in rows}) == n
+    }
 
 
-def per_correct(rows: list[dict], side: str) -> float:
+def totals(rows: list[dict], side: str) -> tuple[int, float, float]:
+    """(correct answers, wall seconds, wall seconds per correct answer) of one side of a run."""
     correct = sum(r[f"{side}_ok"] for r in rows)
-    total = sum(r[f"{side}_seconds"] for r in rows)
-    return total / correct if correct else float("inf")
+    wall = sum(r[f"{side}_seconds"] for r in rows)
+    return correct, wall, wall / correct if correct else float("inf")
 
 
-def report(runs: dict[str, list[dict]], n: int, naive_cap: float) -> str:
-    lines = [
-        "| run | naive: correct | naive: wall s | naive: s per correct "
-        "| thinkchain: correct | thinkchain: wall s | thinkchain: s per correct | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    ratios = []
-    for run, rows in runs.items():
-        naive, ours = per_correct(rows, "naive"), per_correct(rows, "ours")
-        ratios.append(ours / naive)
-        lines.append(
-            f"| {run} | {sum(r['naive_ok'] for r in rows)}/{n} "
-            f"| {sum(r['naive_seconds'] for r in rows):,.0f} | {naive:,.0f} "
-            f"| {sum(r['ours_ok'] for r in rows)}/{n} "
-            f"| {sum(r['ours_seconds'] for r in rows):,.0f} | {ours:,.0f} | {ours / naive:.2f} |"
-        )
-    table = "\n".join(lines)
+def report(runs: dict[str, list[dict]], n: int, naive_cap: float, record: Path) -> str:
+    per_run = {run: {s: totals(rows, s) for s in ("naive", "ours")} for run, rows in runs.items()}
+    ratios = [t["ours"][2] / t["naive"][2] for t in per_run.values()]
+    table = "\n".join(
+        [
+            "| run | naive: correct | naive: wall s | naive: s per correct "
+            "| thinkchain: correct | thinkchain: wall s | thinkchain: s per correct | ratio |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        + [
+            f"| {run} | {t['naive'][0]}/{n} | {t['naive'][1]:,.0f} | {t['naive'][2]:,.0f} "
+            f"| {t['ours'][0]}/{n} | {t['ours'][1]:,.0f} | {t['ours'][2]:,.0f} | {ratio:.2f} |"
+            for (run, t), ratio in zip(per_run.items(), ratios, strict=True)
+        ]
+    )
     every = [r for rows in runs.values() for r in rows]
 
-    def over_runs(side: str, what: str) -> str:
-        if what == "correct":
-            return stats([sum(r[f"{side}_ok"] for r in rows) for rows in runs.values()], "{:.0f}")
-        if what == "wall":
-            values = [sum(r[f"{side}_seconds"] for r in rows) for rows in runs.values()]
-            return stats(values, "{:,.0f}")
-        return stats([per_correct(rows, side) for rows in runs.values()], "{:,.0f}")
+    def over_runs(side: str, column: int, fmt: str) -> str:
+        return stats([t[side][column] for t in per_run.values()], fmt)
 
     def per_question(key: str) -> str:
         return stats([r[key] for r in every if r.get(key) is not None], "{:.0f}")
@@ -175,12 +170,20 @@ def report(runs: dict[str, list[dict]], n: int, naive_cap: float) -> str:
     summary = "\n".join(
         f"| {label} | {naive} | {ours} |"
         for label, naive, ours in (
-            (f"correct, of {n}", over_runs("naive", "correct"), over_runs("ours", "correct")),
-            ("total wall time, s", over_runs("naive", "wall"), over_runs("ours", "wall")),
+            (
+                f"correct, of {n}",
+                over_runs("naive", 0, "{:.0f}"),
+                over_runs("ours", 0, "{:.0f}"),
+            ),
+            (
+                "total wall time, s",
+                over_runs("naive", 1, "{:,.0f}"),
+                over_runs("ours", 1, "{:,.0f}"),
+            ),
             (
                 "**wall time per correct answer, s**",
-                f"**{over_runs('naive', 'per')}**",
-                f"**{over_runs('ours', 'per')}**",
+                f"**{over_runs('naive', 2, '{:,.0f}')}**",
+                f"**{over_runs('ours', 2, '{:,.0f}')}**",
             ),
             (
                 "seconds per question (all runs)",
@@ -194,6 +197,7 @@ def report(runs: dict[str, list[dict]], n: int, naive_cap: float) -> str:
             ),
         )
     )
+    shown = record.relative_to(ROOT) if record.is_relative_to(ROOT) else record
     return f"""
 The first {n} questions of the shared GSM8K file, one after another, on the embedded
 default model ({DEFAULT_MODEL.name}). Naive loop: written in `benchmarks/bench_naive.py` after
@@ -203,7 +207,7 @@ after {naive_cap:.0f} s is stopped at the end of its step and counted wrong, whi
 shortens the baseline's time). thinkchain: its default mode (`{DEFAULT_MODE}`) with default
 settings. For each question the naive loop runs, then thinkchain, so both see the same machine
 state. The whole comparison ran {len(runs)} times (sampling at temperature 0.2, so answers
-differ between runs); runs are appended to `results/bench_naive/runs.jsonl` and this report is
+differ between runs); runs are appended to `{shown}` and this report is
 built from every complete run there.
 
 {table}
@@ -264,10 +268,10 @@ def main() -> None:
     )
     chain = Chain(LlamaCppBackend(args.model_path, seed=seed), ChainSettings())
     for _ in range(args.runs):
-        run_id = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+        run_id = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         run_once(naive_llama, chain, items, run_id, args)
     runs = complete_runs(args.record, len(items))
-    body = report(runs, len(items), args.naive_cap)
+    body = report(runs, len(items), args.naive_cap, args.record.resolve())
     write_section("naive", "thinkchain against a naive seed-style loop", body)
     print(body)
 
