@@ -94,7 +94,9 @@ def test_truncated_gguf_is_refused_cleanly(tmp_path, small_model_path):
 
 def test_python_api_streams_steps_and_reuses_the_kv_cache(small_model_path):
     backend = embedded_backend(small_model_path)
-    chain = Chain(backend, ChainSettings(max_steps=3, min_steps=3, max_tokens_per_step=160))
+    # One call per step (iterative), so every step after the first has a prompt of its own.
+    settings = ChainSettings(mode="iterative", max_steps=3, min_steps=3, max_tokens_per_step=160)
+    chain = Chain(backend, settings)
     events = list(chain.stream(QUESTION))
     result = events[-1].result
     assert result.ok, result.error
