@@ -57,7 +57,7 @@ from .events import (
     StepStarted,
     Usage,
 )
-from .guards import DegenerationGuard, repeats_earlier
+from .guards import TEMPERATURE_BUMP, Degenerated, DegenerationGuard, repeats_earlier
 from .lang import resolve_lang
 from .prompts import prompt
 from .settings import ChainSettings
@@ -77,7 +77,6 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ANSWER_RESERVE = 256
 # Text of a rejected reply that is shown back to the model with the error (it is cut beyond).
 _ECHO_LIMIT = 1500
-_TEMPERATURE_BUMP = 0.3  # after degenerate output, retry a little hotter to leave the loop
 
 
 class InvalidQuestion(ValueError):
@@ -106,14 +105,6 @@ class _Stop(Exception):
     def __init__(self, error: ChainError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-class _Degenerated(Exception):
-    def __init__(self, reason: str, text: str, usage: Usage) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.text = text
-        self.usage = usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +309,7 @@ class _Run:
 
         try:
             generated = await self._generate(request, "step", index, on_text)
-        except (_Stop, _Degenerated) as failed:
+        except (_Stop, Degenerated) as failed:
             reason = failed.error.message if isinstance(failed, _Stop) else failed.reason
             self.emit(StepDiscarded(index, f"the check failed ({reason}); the answer stands"))
             return
@@ -406,11 +397,11 @@ class _Run:
             )
             try:
                 generated = await self._generate(request, "step", index, on_text)
-            except _Degenerated as bad:
+            except Degenerated as bad:
                 usage = usage + bad.usage
                 self.result.degenerate_outputs += 1
                 last_error = bad.reason
-                temperature = min(1.0, temperature + _TEMPERATURE_BUMP)
+                temperature = min(1.0, temperature + TEMPERATURE_BUMP)
                 follow_up = self._feedback(lang, bad.text, bad.reason, fmt)
                 if attempt < s.max_attempts:
                     self._retry("step", index, attempt, bad.reason)
@@ -524,11 +515,11 @@ class _Run:
 
             try:
                 generated = await self._generate(request, "answer", 0, on_text)
-            except _Degenerated as bad:
+            except Degenerated as bad:
                 usage = usage + bad.usage
                 self.result.degenerate_outputs += 1
                 reason = bad.reason
-                temperature = min(1.0, temperature + _TEMPERATURE_BUMP)
+                temperature = min(1.0, temperature + TEMPERATURE_BUMP)
                 if attempt < s.max_attempts:
                     self._retry("answer", 0, attempt, reason)
                 continue
@@ -591,7 +582,7 @@ class _Run:
                                 request.halt.set()  # the reply is complete: stop the backend
                             reason = guard.feed(chunk.text)
                             if reason is not None:
-                                raise _Degenerated(
+                                raise Degenerated(
                                     reason,
                                     "".join(parts),
                                     Usage(completion_tokens=len(parts), estimated=True),

@@ -11,14 +11,27 @@ import re
 from collections import Counter
 from difflib import SequenceMatcher
 
+from .events import Usage
+
 # Thresholds chosen so that legitimate text (indented code, tables, lists) never trips them.
 MAX_WHITESPACE_RUN = 160
 MIN_REPEATED_SPAN = 240  # characters covered by the repeating tail before we call it a loop
 MIN_REPEATS = 4
 MAX_PERIOD = 200
 _CHECK_EVERY = 24  # characters between two loop checks
+TEMPERATURE_BUMP = 0.3  # after degenerate output, retry a little hotter to leave the loop
 
 _NORMALISE = re.compile(r"\W+", re.UNICODE)
+
+
+class Degenerated(Exception):
+    """A stream cut by the guard: why, the text it had produced, and what that cost."""
+
+    def __init__(self, reason: str, text: str, usage: Usage) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.text = text
+        self.usage = usage
 
 
 class DegenerationGuard:

@@ -11,7 +11,10 @@ carries the steps written so far (the in-process backend finds them in its KV ca
 * ``max_steps``: a heading for one step too many ends the reasoning; the answer is asked for;
 * ``min_steps``: an answer that comes too early is held back and the model asked to check;
 * a transport failure mid-stream keeps the finished steps and continues after them;
-* a step that repeats an earlier one ends the reasoning, as in the iterative shape.
+* a step that repeats an earlier one ends the reasoning, as in the iterative shape;
+* ``max_tokens_per_step`` holds for each step, and a step that degenerates (the guard's loop or
+  whitespace checks) or runs past that limit is dropped: the chain continues after the finished
+  steps a little hotter, and after ``max_attempts`` such runaways the answer is asked for.
 
 Usage: the call's completion tokens are split between steps by the chunks each received;
 its prompt tokens are counted with the first step of the request.
@@ -36,7 +39,7 @@ from .events import (
     StepStarted,
     Usage,
 )
-from .guards import repeats_earlier
+from .guards import TEMPERATURE_BUMP, Degenerated, repeats_earlier
 from .prompts import prompt
 from .splitter import Piece, StepSplitter
 
@@ -51,7 +54,7 @@ class _EndStream(Exception):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.reason = reason  # "step_limit", "too_early", "repeat"
+        self.reason = reason  # "step_limit", "too_early", "repeat", "runaway"
 
 
 @dataclass
@@ -83,7 +86,10 @@ class SinglePass:
         self.answer_started = 0.0
         self.answer_tokens = 0
         self.answer_ttft: float | None = None
+        self.answer_announced = False
         self.stop_reason: str | None = None
+        self.runaway_reason = ""
+        self.temperature = run.settings.temperature  # raised after a runaway, to leave the rut
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -96,7 +102,7 @@ class SinglePass:
         return GenerationRequest(
             messages=messages,
             max_tokens=s.max_tokens_per_step * _TOKENS_PER_STEP_BUDGET,
-            temperature=s.temperature,
+            temperature=self.temperature,
             seed=s.seed,
             purpose="chain",
         )
@@ -124,6 +130,7 @@ class SinglePass:
         run, s = self.run, self.settings
         follow_up: str | None = None
         early_answers = 0  # answers held back for min_steps; bounded so the loop ends
+        runaways = 0  # replies cut for degenerating or for a step past its token limit
         while True:
             self._reset_stream_state()
             self.stop_reason = None
@@ -146,7 +153,15 @@ class SinglePass:
                     self._close_open()  # the reply ended inside a step: that step is complete
             except _EndStream as end:
                 self.stop_reason = end.reason
+            except Degenerated as bad:
+                self.stop_reason, self.runaway_reason = "runaway", bad.reason
             self._account_prompt(completion_usage, first_step)
+            if self.stop_reason == "runaway":
+                runaways += 1
+                run.result.degenerate_outputs += 1
+                if self._drop_runaway(runaways):
+                    continue
+                break
             if self.stop_reason == "too_early" and early_answers < s.max_attempts:
                 early_answers += 1
                 # The model answered before min_steps: its answer is held back; ask it to check.
@@ -169,7 +184,7 @@ class SinglePass:
         messages = list(self.base)
         if self.transcript:
             messages.append({"role": "assistant", "content": self.transcript.rstrip()})
-        await run._answer(messages, self.lang, announce=not self.in_answer)
+        await run._answer(messages, self.lang, announce=not self.answer_announced)
 
     # -- stream handling ----------------------------------------------------------------------
 
@@ -194,6 +209,11 @@ class SinglePass:
                 self.answer_ttft = perf_counter() - self.answer_started
         elif self.open is not None:
             self.open.tokens += 1
+            limit = self.settings.max_tokens_per_step
+            if self.open.tokens >= limit:
+                self.stop_reason = "runaway"
+                self.runaway_reason = f"step {self.open.index} ran past {limit} tokens"
+                return True
         return False
 
     def _handle(self, piece: Piece) -> None:
@@ -224,10 +244,33 @@ class SinglePass:
                 raise _EndStream("too_early")
             self.in_answer = True
             self.answer_started = perf_counter()
-            run.emit(AnswerStarted())
+            if not self.answer_announced:
+                self.answer_announced = True
+                run.emit(AnswerStarted())
         elif piece.kind == "answer":
             self.answer_parts.append(piece.text)
             run.emit(AnswerDelta(piece.text))
+
+    def _drop_runaway(self, runaways: int) -> bool:
+        """Drops what ran away (the open step, or the answer being written); True to try the
+        reasoning again after the finished steps, False to go and ask for the answer."""
+        run = self.run
+        if self.in_answer:
+            # The steps are fine; only the answer degenerated: ask for it on its own.
+            run.result.wasted_usage = run.result.wasted_usage + Usage(
+                completion_tokens=self.answer_tokens, estimated=True
+            )
+            run._retry("answer", 0, 1, self.runaway_reason)
+            self.in_answer = False
+            return False
+        index = self.open.index if self.open else len(run.result.steps) + 1
+        self._drop_open()
+        if runaways >= self.settings.max_attempts:
+            run.emit(StepDiscarded(index, f"{self.runaway_reason}; reasoning stops here"))
+            return False
+        self.temperature = min(1.0, self.temperature + TEMPERATURE_BUMP)
+        run._retry("step", index, runaways, self.runaway_reason)
+        return True
 
     def _open_step(self, heading: str, number: int) -> None:
         index = len(self.run.result.steps) + 1

@@ -281,3 +281,59 @@ def test_a_reply_cut_short_still_counts_its_prompt_and_stops_the_backend(first, 
     assert result.steps[0].usage.prompt_tokens == 300  # not lost with the cut
     assert result.usage.prompt_tokens > 300  # and the follow-up call's prompt on top
     assert backend.requests[0].halt.is_set()  # the backend was told to stop, not abandoned
+
+
+STEP_1 = "### Step 1: Restate\nWe count the letter r in strawberry.\n\n"
+REST = (
+    "### Step 2: Spell it out\nr at 3, 8 and 9.\n\n"
+    "### Step 3: Check\nStill 3.\n\n### Answer\n3\n"
+)
+LOOPING_STEP_2 = "### Step 2: Spell\n" + "r r r r r " * 80  # the guard's loop check trips
+
+
+def test_a_step_that_degenerates_is_dropped_and_the_chain_goes_on_a_little_hotter():
+    backend, events, result = run([STEP_1 + LOOPING_STEP_2, REST])
+    assert result.ok and result.answer.text == "3"
+    assert [s.title for s in result.steps] == ["Restate", "Spell it out", "Check"]
+    assert "r r r r" not in "".join(s.content for s in result.steps)
+    assert result.degenerate_outputs == 1
+    retry = next(e for e in events if isinstance(e, Retry))
+    assert (retry.target, retry.index) == ("step", 2) and "loop" in retry.reason
+    # The next call carries the finished step only, and samples hotter to leave the rut.
+    again = backend.requests[1]
+    assert again.messages[-2] == {"role": "assistant", "content": STEP_1.rstrip()}
+    assert again.messages[-1]["content"] == prompt("en", "continue_chain").format(next=2)
+    assert again.temperature > backend.requests[0].temperature
+
+
+def test_each_step_keeps_to_the_token_limit_even_inside_one_reply():
+    rambling = "### Step 2: Ramble\n" + " ".join(f"w{i}" for i in range(200))
+    backend, events, result = run([STEP_1 + rambling, REST], max_tokens_per_step=40)
+    assert backend.requests[0].halt.is_set()  # stopped at the limit, not at the reply's end
+    retry = next(e for e in events if isinstance(e, Retry))
+    assert retry.reason == "step 2 ran past 40 tokens"
+    assert [s.title for s in result.steps] == ["Restate", "Spell it out", "Check"]
+    assert result.wasted_usage.completion_tokens >= 40 and result.ok
+
+
+def test_runaways_that_keep_coming_end_the_reasoning_and_the_answer_is_asked_for():
+    backend, events, result = run(
+        [STEP_1 + LOOPING_STEP_2, LOOPING_STEP_2, LOOPING_STEP_2, "It is 3."], min_steps=1
+    )
+    assert [r.purpose for r in backend.requests] == ["chain", "chain", "chain", "answer"]
+    assert result.degenerate_outputs == 3 and [s.title for s in result.steps] == ["Restate"]
+    assert sum(isinstance(e, Retry) for e in events) == 2
+    cut = [e for e in events if isinstance(e, StepDiscarded)]
+    assert len(cut) == 1 and cut[0].reason.endswith("reasoning stops here")
+    assert result.ok and result.answer.text == "It is 3."
+
+
+def test_an_answer_that_degenerates_is_asked_for_again_on_its_own():
+    looping_answer = CHAIN.split("### Answer")[0] + "### Answer\n" + "three " * 80
+    backend, events, result = run([looping_answer, "**3**"])
+    assert [r.purpose for r in backend.requests] == ["chain", "answer"]
+    assert len(result.steps) == 3 and result.answer.text == "**3**"
+    assert result.degenerate_outputs == 1
+    retry = next(e for e in events if isinstance(e, Retry))
+    assert retry.target == "answer"
+    assert sum(isinstance(e, AnswerStarted) for e in events) == 1
