@@ -318,8 +318,12 @@ def test_verify_revises_a_wrong_answer(tmp_path: Path) -> None:
     plain, checked = rows[("q0", "chain")], rows[("q0", "chain+verify")]
     assert plain["correct"] is False and "revised" not in plain["extra"]
     assert checked["correct"] is True and checked["prediction"] == "1"
-    assert checked["extra"] == {"revised": True, "cut": 0}
+    assert (checked["extra"]["revised"], checked["extra"]["cut"]) == (True, 0)
     assert checked["steps"] == plain["steps"] + 1  # the check is one more step
+    # Every step is kept with the row, the check last, so a wrong chain can be read later.
+    assert len(checked["extra"]["chain"]) == checked["steps"]
+    assert checked["extra"]["chain"][:-1] == plain["extra"]["chain"]
+    assert checked["extra"]["chain"][-1]["content"].endswith("Answer: 1")
     assert checked["completion_tokens"] > plain["completion_tokens"]
 
 
@@ -333,7 +337,8 @@ def test_verify_keeps_the_answer_when_the_check_agrees(tmp_path: Path) -> None:
     backend = ScriptedBackend([agreeing], repeat_last=True)
     ev = evaluation(tmp_path, backend, modes="chain+verify", n=2)
     run(ev)
-    assert all(r["correct"] and r["extra"] == {"revised": False, "cut": 0} for r in lines(ev))
+    assert all(r["correct"] and not r["extra"]["revised"] for r in lines(ev))
+    assert all(r["extra"]["cut"] == 0 for r in lines(ev))
 
 
 def test_rescore_reads_the_stored_answers_again(tmp_path: Path) -> None:
