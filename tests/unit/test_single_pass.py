@@ -284,10 +284,7 @@ def test_a_reply_cut_short_still_counts_its_prompt_and_stops_the_backend(first, 
 
 
 STEP_1 = "### Step 1: Restate\nWe count the letter r in strawberry.\n\n"
-REST = (
-    "### Step 2: Spell it out\nr at 3, 8 and 9.\n\n"
-    "### Step 3: Check\nStill 3.\n\n### Answer\n3\n"
-)
+REST = "### Step 2: Spell it out\nr at 3, 8, 9.\n\n### Step 3: Check\nStill 3.\n\n### Answer\n3\n"
 LOOPING_STEP_2 = "### Step 2: Spell\n" + "r r r r r " * 80  # the guard's loop check trips
 
 
