@@ -11,10 +11,12 @@ carries the steps written so far (the in-process backend finds them in its KV ca
 * ``max_steps``: a heading for one step too many ends the reasoning; the answer is asked for;
 * ``min_steps``: an answer that comes too early is held back and the model asked to check;
 * a transport failure mid-stream keeps the finished steps and continues after them;
-* a step that repeats an earlier one ends the reasoning, as in the iterative shape;
-* ``max_tokens_per_step`` holds for each step, and a step that degenerates (the guard's loop or
-  whitespace checks) or runs past that limit is dropped: the chain continues after the finished
-  steps a little hotter, and after ``max_attempts`` such runaways the answer is asked for.
+* ``max_tokens_per_step`` holds for each step;
+* a step that repeats an earlier one, degenerates (the guard's loop or whitespace checks) or
+  runs past that limit is dropped: the chain continues after the finished steps a little
+  hotter, and after ``max_attempts`` such runaways the reasoning ends and the answer is asked
+  for.  (A small model that copies step 1 as step 2 is stuck, not done: ending the reasoning
+  there left one-step chains whose answers were mostly wrong.)
 
 Usage: the call's completion tokens are split between steps by the chunks each received;
 its prompt tokens are counted with the first step of the request.
@@ -54,7 +56,7 @@ class _EndStream(Exception):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.reason = reason  # "step_limit", "too_early", "repeat", "runaway"
+        self.reason = reason  # "step_limit", "too_early", "runaway"
 
 
 @dataclass
@@ -130,7 +132,7 @@ class SinglePass:
         run, s = self.run, self.settings
         follow_up: str | None = None
         early_answers = 0  # answers held back for min_steps; bounded so the loop ends
-        runaways = 0  # replies cut for degenerating or for a step past its token limit
+        runaways = 0  # replies cut for a step that repeated, degenerated or ran too long
         while True:
             self._reset_stream_state()
             self.stop_reason = None
@@ -154,11 +156,11 @@ class SinglePass:
             except _EndStream as end:
                 self.stop_reason = end.reason
             except Degenerated as bad:
+                run.result.degenerate_outputs += 1
                 self.stop_reason, self.runaway_reason = "runaway", bad.reason
             self._account_prompt(completion_usage, first_step)
             if self.stop_reason == "runaway":
                 runaways += 1
-                run.result.degenerate_outputs += 1
                 if self._drop_runaway(runaways):
                     continue
                 break
@@ -170,7 +172,7 @@ class SinglePass:
                     remaining=remaining, next=len(run.result.steps) + 1
                 )
                 continue
-            if self.stop_reason in ("step_limit", "repeat", "too_early"):
+            if self.stop_reason in ("step_limit", "too_early"):
                 self._drop_open()
                 run.result.hit_step_limit = self.stop_reason == "step_limit"
                 break
@@ -211,6 +213,7 @@ class SinglePass:
             self.open.tokens += 1
             limit = self.settings.max_tokens_per_step
             if self.open.tokens >= limit:
+                self.run.result.degenerate_outputs += 1
                 self.stop_reason = "runaway"
                 self.runaway_reason = f"step {self.open.index} ran past {limit} tokens"
                 return True
@@ -298,10 +301,8 @@ class SinglePass:
             run.result.wasted_usage = run.result.wasted_usage + Usage(
                 completion_tokens=step_state.tokens, estimated=True
             )
-            run.emit(
-                StepDiscarded(step_state.index, "it repeats an earlier step; reasoning stops here")
-            )
-            raise _EndStream("repeat")
+            self.runaway_reason = f"step {step_state.index} repeats an earlier step"
+            raise _EndStream("runaway")
         title = step_state.title or (
             f"Step {step_state.index}" if self.lang == "en" else f"步骤 {step_state.index}"
         )

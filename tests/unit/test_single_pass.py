@@ -215,11 +215,26 @@ def test_transport_failure_mid_stream_keeps_finished_steps_and_continues():
     assert result.answer.text == "3"
 
 
-def test_a_repeated_step_ends_the_reasoning():
-    text = "### Step 1: A\nThe same long sentence about the problem, repeated word for word.\n"
-    _backend, events, result = run([text * 2 + "### Answer\n1\n", "1"])
-    assert len(result.steps) == 1 and result.repeated_steps == 1
-    assert any(isinstance(e, StepDiscarded) for e in events)
+REPEATED = "### Step 2: A\nThe same long sentence about the problem, repeated word for word.\n"
+
+
+def test_a_repeated_step_is_dropped_and_the_reasoning_goes_on_after_the_finished_steps():
+    first = REPEATED.replace("Step 2", "Step 1")
+    backend, events, result = run([first + REPEATED + "### Answer\n1\n", REST])
+    assert result.repeated_steps == 1 and result.ok
+    assert [s.title for s in result.steps] == ["A", "Spell it out", "Check"]
+    retry = next(e for e in events if isinstance(e, Retry))
+    assert retry.reason == "step 2 repeats an earlier step"
+    assert backend.requests[1].messages[-2] == {"role": "assistant", "content": first.rstrip()}
+
+
+def test_repeats_that_keep_coming_end_the_reasoning():
+    first = REPEATED.replace("Step 2", "Step 1")
+    backend, events, result = run([first + REPEATED, REPEATED, REPEATED, "1"], min_steps=1)
+    assert [r.purpose for r in backend.requests] == ["chain", "chain", "chain", "answer"]
+    assert len(result.steps) == 1 and result.repeated_steps == 3
+    cut = [e for e in events if isinstance(e, StepDiscarded)]
+    assert len(cut) == 1 and cut[0].reason.endswith("reasoning stops here")
     assert result.ok and isinstance(events[-2], AnswerDone)
 
 
