@@ -111,11 +111,25 @@ def _normalise(text: str) -> str:
 MIN_FUZZY_LENGTH = 80
 
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _numbers(text: str) -> set[str]:
+    return set(_NUMBER.findall(text))
+
+
 def repeats_earlier(content: str, earlier: list[str], threshold: float = 0.9) -> bool:
-    """Whether a step's content says again what an earlier step already said."""
+    """Whether a step's content says again what an earlier step already said.
+
+    Wording alone misleads: "time to run = 0.5 / 3 × 60 = 10 minutes" and "time to walk =
+    0.5 / 1 × 60 = 30 minutes" are 94 % alike, yet the second is the next piece of work.  A
+    step that brings a number the earlier one did not have is therefore never its repeat; a
+    model stuck in a loop writes the same numbers again.
+    """
     new = _normalise(content)
     if not new:
         return False
+    new_numbers = _numbers(content)
     # The new text is the matcher's second sequence: its index is built once, and only when
     # a pair survives the cheap bounds below.
     matcher: SequenceMatcher[str] | None = None
@@ -126,6 +140,8 @@ def repeats_earlier(content: str, earlier: list[str], threshold: float = 0.9) ->
             continue
         if new == old:
             return True
+        if not new_numbers <= _numbers(old_text):
+            continue  # new numbers: new work, however alike the wording
         if min(len(new), len(old)) < MIN_FUZZY_LENGTH:
             continue
         if 2 * min(len(new), len(old)) < threshold * (len(new) + len(old)):

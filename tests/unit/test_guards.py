@@ -101,3 +101,20 @@ def test_different_steps_and_short_steps_differing_by_a_number_are_not_repeats()
     )
     assert not repeats_earlier(other, earlier)
     assert not repeats_earlier("", earlier)
+
+
+RUN = (
+    "Cindy runs at 3 miles per hour. To find the time taken to run half a mile, we use "
+    "Time = Distance / Speed = 0.5 / 3 hours, and in minutes 0.5 / 3 × 60 = 10 minutes."
+)
+
+
+def test_a_step_alike_in_wording_but_with_new_numbers_is_new_work():
+    walk = (
+        RUN.replace("runs at 3 miles", "walks at 1 mile")
+        .replace("to run", "to walk")
+        .replace("0.5 / 3", "0.5 / 1")
+        .replace("= 10", "= 30")
+    )
+    assert not repeats_earlier(walk, [RUN])  # the next half of the problem, not a loop
+    assert repeats_earlier(RUN.replace("we use", "use the formula"), [walk, RUN])
