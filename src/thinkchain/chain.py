@@ -57,7 +57,7 @@ from .events import (
     StepStarted,
     Usage,
 )
-from .guards import TEMPERATURE_BUMP, Degenerated, DegenerationGuard, repeats_earlier
+from .guards import TEMPERATURE_BUMP, Degenerated, DegenerationGuard, why_repeated
 from .lang import resolve_lang
 from .prompts import prompt
 from .settings import ChainSettings
@@ -420,11 +420,11 @@ class _Run:
                     if attempt < s.max_attempts:
                         self._retry("step", index, attempt, last_error)
                     continue
-            earlier = [step.content for step in self.result.steps]
-            if earlier and repeats_earlier(parsed.content, earlier):
+            repeated = why_repeated(parsed.content, [step.content for step in self.result.steps])
+            if repeated:
                 self.result.repeated_steps += 1
                 self.result.wasted_usage = self.result.wasted_usage + usage
-                self.emit(StepDiscarded(index, "it repeats an earlier step; reasoning stops here"))
+                self.emit(StepDiscarded(index, f"{repeated}; reasoning stops here"))
                 return None
             action = parsed.next_action
             kept_going = action == "final_answer" and index < s.min_steps

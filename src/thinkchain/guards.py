@@ -118,6 +118,31 @@ def _numbers(text: str) -> set[str]:
     return set(_NUMBER.findall(text))
 
 
+# Steps in a row written from one template (the same text, other numbers) before the run
+# counts as a loop: "Day 9: doubled again, 80 × 2 = 160", "Day 10: ..." until the step limit.
+# Problems with a few parallel parts (three shops, four children) stay below it.
+TEMPLATE_RUN = 5
+_DIGITS = re.compile(r"\d+")
+
+
+def _template(text: str) -> str:
+    return _DIGITS.sub("#", _normalise(text))
+
+
+def continues_a_template_run(content: str, earlier: list[str], threshold: float = 0.9) -> bool:
+    """Whether ``content`` makes TEMPLATE_RUN steps in a row that differ only in numbers."""
+    if len(earlier) < TEMPLATE_RUN - 1:
+        return False
+    template = _template(content)
+    if not template:
+        return False
+    for old in earlier[-(TEMPLATE_RUN - 1) :]:
+        other = _template(old)
+        if other != template and SequenceMatcher(None, other, template).ratio() < threshold:
+            return False
+    return True
+
+
 def repeats_earlier(content: str, earlier: list[str], threshold: float = 0.9) -> bool:
     """Whether a step's content says again what an earlier step already said.
 
@@ -161,3 +186,14 @@ def _shared_characters_ratio(a: Counter[str], b: Counter[str]) -> float:
     """difflib's ``quick_ratio`` from two character counts: 2 × shared / total."""
     shared = sum((a & b).values())
     return 2 * shared / (a.total() + b.total())
+
+
+def why_repeated(content: str, earlier: list[str]) -> str | None:
+    """Why a step says nothing new, in words for the user; None when it does."""
+    if not earlier:
+        return None
+    if repeats_earlier(content, earlier):
+        return "it repeats an earlier step"
+    if continues_a_template_run(content, earlier):
+        return f"it only changes the numbers of the {TEMPLATE_RUN - 1} steps before it"
+    return None

@@ -41,7 +41,7 @@ from .events import (
     StepStarted,
     Usage,
 )
-from .guards import TEMPERATURE_BUMP, Degenerated, repeats_earlier
+from .guards import TEMPERATURE_BUMP, Degenerated, why_repeated
 from .prompts import prompt
 from .splitter import Piece, StepSplitter
 
@@ -295,13 +295,13 @@ class SinglePass:
         content = "".join(step_state.content).strip()
         if not content and not step_state.title:
             return
-        earlier = [step.content for step in run.result.steps]
-        if earlier and repeats_earlier(content, earlier):
+        repeated = why_repeated(content, [step.content for step in run.result.steps])
+        if repeated:
             run.result.repeated_steps += 1
             run.result.wasted_usage = run.result.wasted_usage + Usage(
                 completion_tokens=step_state.tokens, estimated=True
             )
-            self.runaway_reason = f"step {step_state.index} repeats an earlier step"
+            self.runaway_reason = f"step {step_state.index}: {repeated}"
             raise _EndStream("runaway")
         title = step_state.title or (
             f"Step {step_state.index}" if self.lang == "en" else f"步骤 {step_state.index}"

@@ -10,9 +10,11 @@ from thinkchain.guards import (
     MAX_PERIOD,
     MIN_REPEATED_SPAN,
     MIN_REPEATS,
+    TEMPLATE_RUN,
     DegenerationGuard,
     find_degeneration,
     repeats_earlier,
+    why_repeated,
 )
 
 PROSE = (
@@ -118,3 +120,24 @@ def test_a_step_alike_in_wording_but_with_new_numbers_is_new_work():
     )
     assert not repeats_earlier(walk, [RUN])  # the next half of the problem, not a loop
     assert repeats_earlier(RUN.replace("we use", "use the formula"), [walk, RUN])
+
+
+def doubling(day: int) -> str:
+    before, after = 5 * 2 ** (day - 1), 5 * 2**day
+    return f"Day {day}: the batch is doubled again, so it weighs {before} kg × 2 = {after} kg."
+
+
+def test_steps_that_only_change_the_numbers_are_a_loop_once_the_run_is_long():
+    days = [doubling(day) for day in range(1, TEMPLATE_RUN + 2)]
+    # Below the run length: parallel parts of a problem, all fine.
+    assert all(why_repeated(days[i], days[:i]) is None for i in range(TEMPLATE_RUN - 1))
+    reason = why_repeated(days[TEMPLATE_RUN - 1], days[: TEMPLATE_RUN - 1])
+    assert reason == f"it only changes the numbers of the {TEMPLATE_RUN - 1} steps before it"
+    # A different step inside the last few breaks the run.
+    broken = [*days[: TEMPLATE_RUN - 2], PROSE]
+    assert why_repeated(days[TEMPLATE_RUN - 1], broken) is None
+
+
+def test_a_plain_repeat_is_named_as_one():
+    assert why_repeated(PROSE, [PROSE]) == "it repeats an earlier step"
+    assert why_repeated(PROSE, []) is None

@@ -224,7 +224,7 @@ def test_a_repeated_step_is_dropped_and_the_reasoning_goes_on_after_the_finished
     assert result.repeated_steps == 1 and result.ok
     assert [s.title for s in result.steps] == ["A", "Spell it out", "Check"]
     retry = next(e for e in events if isinstance(e, Retry))
-    assert retry.reason == "step 2 repeats an earlier step"
+    assert retry.reason == "step 2: it repeats an earlier step"
     assert backend.requests[1].messages[-2] == {"role": "assistant", "content": first.rstrip()}
 
 
@@ -349,3 +349,16 @@ def test_an_answer_that_degenerates_is_asked_for_again_on_its_own():
     retry = next(e for e in events if isinstance(e, Retry))
     assert retry.target == "answer"
     assert sum(isinstance(e, AnswerStarted) for e in events) == 1
+
+
+def test_steps_that_only_change_the_numbers_are_cut_as_a_loop():
+    def day(n):
+        return f"### Step {n}: Day {n}\nDoubled again: {2**n} kg × 2 = {2 ** (n + 1)} kg.\n\n"
+
+    looping = "".join(day(n) for n in range(1, 9))
+    backend, events, result = run([looping, day(5), day(5), "32 kg"], min_steps=1)
+    assert [s.title for s in result.steps] == ["Day 1", "Day 2", "Day 3", "Day 4"]
+    assert result.repeated_steps == 3 and backend.requests[0].halt.is_set()
+    cut = next(e for e in events if isinstance(e, StepDiscarded))
+    assert "only changes the numbers" in cut.reason and cut.reason.endswith("stops here")
+    assert result.answer.text == "32 kg"
