@@ -202,10 +202,43 @@ def test_truncated_step_on_the_last_attempt_is_repaired_not_lost():
     assert "repaired" in result.steps[0].notes[0]
 
 
+VOCABULARY = [
+    "apples",
+    "rivers",
+    "stones",
+    "clouds",
+    "maple",
+    "copper",
+    "violin",
+    "harbour",
+    "lantern",
+    "meadow",
+    "orbit",
+    "pepper",
+    "quartz",
+    "saddle",
+    "timber",
+    "umbrella",
+    "velvet",
+    "walnut",
+    "yonder",
+    "zephyr",
+    "anchor",
+    "biscuit",
+    "candle",
+    "dune",
+]
+
+
+def distinct_reasoning(i: int) -> str:
+    """A step unlike every other one, in words and numbers (so no repeat check fires)."""
+    words = [VOCABULARY[(i * 7 + k * 5) % len(VOCABULARY)] for k in range(6)]
+    return f"{' '.join(words)} gives {i * 13 + 1}."
+
+
 def test_max_steps_is_exact_and_the_answer_is_still_requested():
     backend = ScriptedBackend(
-        [step_json(f"T{i}", f"Distinct reasoning number {i} " + "x" * i) for i in range(30)]
-        + ["final"]
+        [step_json(f"T{i}", distinct_reasoning(i)) for i in range(30)] + ["final"]
     )
     backend.script[5] = "final"  # the 6th call is the answer
     _, result = run(backend, max_steps=5, min_steps=0)
@@ -215,7 +248,7 @@ def test_max_steps_is_exact_and_the_answer_is_still_requested():
 
 
 def test_default_max_steps_is_25_not_26():
-    script = [step_json(f"T{i}", f"Different content {i} " + "y" * i) for i in range(25)]
+    script = [step_json(f"T{i}", distinct_reasoning(i)) for i in range(25)]
     backend = ScriptedBackend([*script, "done"])
     _, result = run(backend)
     assert len(result.steps) == 25 and result.ok
