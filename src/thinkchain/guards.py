@@ -122,11 +122,11 @@ def _numbers(text: str) -> set[str]:
 # counts as a loop: "Day 9: doubled again, 80 × 2 = 160", "Day 10: ..." until the step limit.
 # Problems with a few parallel parts (three shops, four children) stay below it.
 TEMPLATE_RUN = 5
-_DIGITS = re.compile(r"\d+")
 
 
 def _template(text: str) -> str:
-    return _DIGITS.sub("#", _normalise(text))
+    # Normalised text has no "." or ",", so each number is one run of digits here.
+    return _NUMBER.sub("#", _normalise(text))
 
 
 def continues_a_template_run(content: str, earlier: list[str], threshold: float = 0.9) -> bool:
