@@ -399,7 +399,7 @@ class _Run:
                 generated = await self._generate(request, "step", index, on_text)
             except Degenerated as bad:
                 usage = usage + bad.usage
-                self.result.degenerate_outputs += 1
+                self.result.record_cut(index, bad.reason, bad.text, repeat=False)
                 last_error = bad.reason
                 temperature = min(1.0, temperature + TEMPERATURE_BUMP)
                 follow_up = self._feedback(lang, bad.text, bad.reason, fmt)
@@ -422,7 +422,7 @@ class _Run:
                     continue
             repeated = why_repeated(parsed.content, [step.content for step in self.result.steps])
             if repeated:
-                self.result.repeated_steps += 1
+                self.result.record_cut(index, repeated, parsed.content, repeat=True)
                 self.result.wasted_usage = self.result.wasted_usage + usage
                 self.emit(StepDiscarded(index, f"{repeated}; reasoning stops here"))
                 return None
@@ -517,7 +517,7 @@ class _Run:
                 generated = await self._generate(request, "answer", 0, on_text)
             except Degenerated as bad:
                 usage = usage + bad.usage
-                self.result.degenerate_outputs += 1
+                self.result.record_cut(0, bad.reason, bad.text, repeat=False)
                 reason = bad.reason
                 temperature = min(1.0, temperature + TEMPERATURE_BUMP)
                 if attempt < s.max_attempts:

@@ -164,6 +164,23 @@ class ChainError:
         }
 
 
+# A cut generation keeps this many characters: enough to read what went wrong in it.
+CUT_TEXT_CHARS = 3000
+
+
+@dataclass(frozen=True, slots=True)
+class CutOutput:
+    """A generation the chain cut and did not keep: which step it was to be, why, what it said."""
+
+    index: int  # the step it was to become; 0 for the final answer
+    reason: str
+    text: str
+    repeat: bool  # it repeated earlier work (else it degenerated or ran past the token limit)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 @dataclass(slots=True)
 class ChainResult:
     """Everything a chain produced; complete or not, nothing finished is ever dropped."""
@@ -183,6 +200,16 @@ class ChainResult:
     retries: int = 0  # invalid attempts and transport retries together
     # Tokens spent on attempts that left nothing behind (a step that failed, a cancelled answer).
     wasted_usage: Usage = field(default_factory=Usage)
+    # The generations repeated_steps and degenerate_outputs counted, with their text.
+    cuts: list[CutOutput] = field(default_factory=list)
+
+    def record_cut(self, index: int, reason: str, text: str, *, repeat: bool) -> None:
+        """Counts a cut generation and keeps its text, so a loop can be read afterwards."""
+        if repeat:
+            self.repeated_steps += 1
+        else:
+            self.degenerate_outputs += 1
+        self.cuts.append(CutOutput(index, reason, text[:CUT_TEXT_CHARS], repeat))
 
     @property
     def ok(self) -> bool:
@@ -220,6 +247,7 @@ class ChainResult:
             "wasted_usage": self.wasted_usage.to_dict(),
             "repeated_steps": self.repeated_steps,
             "degenerate_outputs": self.degenerate_outputs,
+            "cuts": [cut.to_dict() for cut in self.cuts],
             "hit_step_limit": self.hit_step_limit,
             "revised": self.revised,
             "retries": self.retries,

@@ -156,7 +156,7 @@ class SinglePass:
             except _EndStream as end:
                 self.stop_reason = end.reason
             except Degenerated as bad:
-                run.result.degenerate_outputs += 1
+                self._record_runaway(bad.reason, fallback=bad.text)
                 self.stop_reason, self.runaway_reason = "runaway", bad.reason
             self._account_prompt(completion_usage, first_step)
             if self.stop_reason == "runaway":
@@ -213,9 +213,9 @@ class SinglePass:
             self.open.tokens += 1
             limit = self.settings.max_tokens_per_step
             if self.open.tokens >= limit:
-                self.run.result.degenerate_outputs += 1
                 self.stop_reason = "runaway"
                 self.runaway_reason = f"step {self.open.index} ran past {limit} tokens"
+                self._record_runaway(self.runaway_reason)
                 return True
         return False
 
@@ -253,6 +253,16 @@ class SinglePass:
         elif piece.kind == "answer":
             self.answer_parts.append(piece.text)
             run.emit(AnswerDelta(piece.text))
+
+    def _record_runaway(self, reason: str, fallback: str = "") -> None:
+        """Counts a runaway and keeps the text that ran away: the open step's, or the answer's."""
+        if self.in_answer:
+            index, text = 0, "".join(self.answer_parts)
+        elif self.open is not None:
+            index, text = self.open.index, "".join(self.open.content)
+        else:
+            index, text = len(self.run.result.steps) + 1, fallback
+        self.run.result.record_cut(index, reason, text, repeat=False)
 
     def _drop_runaway(self, runaways: int) -> bool:
         """Drops what ran away (the open step, or the answer being written); True to try the
@@ -297,7 +307,7 @@ class SinglePass:
             return
         repeated = why_repeated(content, [step.content for step in run.result.steps])
         if repeated:
-            run.result.repeated_steps += 1
+            run.result.record_cut(step_state.index, repeated, content, repeat=True)
             run.result.wasted_usage = run.result.wasted_usage + Usage(
                 completion_tokens=step_state.tokens, estimated=True
             )

@@ -443,6 +443,8 @@ def test_looping_output_is_cut():
     events, result = run(backend)
     assert "loop" in of_type(events, Retry)[0].reason
     assert result.degenerate_outputs == 1
+    [cut] = result.cuts
+    assert cut.index == 1 and "the answer is 4, the answer is 4" in cut.text
 
 
 def test_a_step_repeating_an_earlier_one_is_cut_and_the_answer_still_comes():
@@ -452,6 +454,7 @@ def test_a_step_repeating_an_earlier_one_is_cut_and_the_answer_still_comes():
     events, result = run(backend, min_steps=0)
     assert of_type(events, StepDiscarded)[0].index == 2
     assert len(result.steps) == 1 and result.repeated_steps == 1
+    assert [(c.index, c.text) for c in result.cuts] == [(2, text)]
     assert result.answer.text == "4"
 
 

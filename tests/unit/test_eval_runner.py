@@ -367,6 +367,10 @@ def test_loops_the_chain_cut_are_counted_per_item_and_in_the_summary(tmp_path):
     records = run(ev)
     assert all(r.correct for r in records)
     assert [row["extra"]["cut"] for row in lines(ev)] == [1, 1]
+    # The cut text is in the row, so a loop can be read after the run.
+    for row in lines(ev):
+        [cut] = row["extra"]["cut_steps"]
+        assert cut["index"] == 1 and "again and again again" in cut["text"]
     from thinkchain.eval.stats import summarize
 
     assert summarize(records, ["chain"])[0].cut == 2

@@ -223,6 +223,10 @@ def test_a_repeated_step_is_dropped_and_the_reasoning_goes_on_after_the_finished
     backend, events, result = run([first + REPEATED + "### Answer\n1\n", REST])
     assert result.repeated_steps == 1 and result.ok
     assert [s.title for s in result.steps] == ["A", "Spell it out", "Check"]
+    # What was cut is kept to be read afterwards, with the step it was to be and why.
+    [cut] = result.cuts
+    assert (cut.index, cut.repeat, cut.reason) == (2, True, "it repeats an earlier step")
+    assert cut.text.startswith("The same long sentence")
     retry = next(e for e in events if isinstance(e, Retry))
     assert retry.reason == "step 2: it repeats an earlier step"
     assert backend.requests[1].messages[-2] == {"role": "assistant", "content": first.rstrip()}
@@ -309,6 +313,8 @@ def test_a_step_that_degenerates_is_dropped_and_the_chain_goes_on_a_little_hotte
     assert [s.title for s in result.steps] == ["Restate", "Spell it out", "Check"]
     assert "r r r r" not in "".join(s.content for s in result.steps)
     assert result.degenerate_outputs == 1
+    [cut] = result.cuts
+    assert (cut.index, cut.repeat) == (2, False) and cut.text.startswith("r r r r")
     retry = next(e for e in events if isinstance(e, Retry))
     assert (retry.target, retry.index) == ("step", 2) and "loop" in retry.reason
     # The next call carries the finished step only, and samples hotter to leave the rut.
@@ -324,6 +330,8 @@ def test_each_step_keeps_to_the_token_limit_even_inside_one_reply():
     assert backend.requests[0].halt.is_set()  # stopped at the limit, not at the reply's end
     retry = next(e for e in events if isinstance(e, Retry))
     assert retry.reason == "step 2 ran past 40 tokens"
+    [cut] = result.cuts
+    assert cut.reason == retry.reason and cut.text.startswith("w0 w1 w2")
     assert [s.title for s in result.steps] == ["Restate", "Spell it out", "Check"]
     assert result.wasted_usage.completion_tokens >= 40 and result.ok
 
@@ -346,6 +354,7 @@ def test_an_answer_that_degenerates_is_asked_for_again_on_its_own():
     assert [r.purpose for r in backend.requests] == ["chain", "answer"]
     assert len(result.steps) == 3 and result.answer.text == "**3**"
     assert result.degenerate_outputs == 1
+    assert [(c.index, c.text[:12]) for c in result.cuts] == [(0, "three three ")]
     retry = next(e for e in events if isinstance(e, Retry))
     assert retry.target == "answer"
     assert sum(isinstance(e, AnswerStarted) for e in events) == 1

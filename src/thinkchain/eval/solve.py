@@ -85,6 +85,7 @@ async def _chain(
     extra: dict[str, Any] = {"revised": result.revised} if mode.verify else {}
     # Repeated steps and degenerate output that the chain cut: "no mode ever loops".
     extra["cut"] = result.repeated_steps + result.degenerate_outputs
+    extra["cut_steps"] = [cut.to_dict() for cut in result.cuts]  # what was cut, to read why
     # The steps themselves, so an outlier (a wrong or very long chain) can be read afterwards.
     extra["chain"] = [{"title": s.title, "content": s.content} for s in result.steps]
     prediction = extract_answer(answer, expected_kind(gold))
