@@ -73,3 +73,15 @@ def test_a_failed_check_leaves_the_answer_alone():
 def test_unreadable_check_changes_nothing():
     _, _, result = run("I am not sure.")
     assert not result.revised and result.answer.text == "**42**"
+
+
+def test_a_check_that_states_no_answer_line_changes_nothing():
+    # A result read from prose would be the first number of this sentence (6), not 42 or 43.
+    prose = "The proposed answer is wrong because 6 items were left out; the total is 43."
+    _, _, result = run("Recounting the items one by one.\n" + prose)
+    assert not result.revised and result.answer.text == "**42**"
+
+
+def test_the_check_is_reminded_of_its_answer_line_last():
+    backend, _, _ = run("Answer: 42")
+    assert backend.requests[-1].messages[-1]["content"].endswith('"Answer: <result>".')
