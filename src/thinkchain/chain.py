@@ -650,6 +650,7 @@ class _Run:
             )
 
 
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _ANSWER_LINE = re.compile(
     r"^\s*(?:\*\*)?\s*(?:final\s+answer|answer|最终答案|答案)\s*(?:\*\*)?\s*[:：]\s*(.+)$",
     re.I | re.M,
@@ -657,18 +658,20 @@ _ANSWER_LINE = re.compile(
 
 
 def _answer_line(text: str) -> str | None:
-    """The result a verification states on its own "Answer: ..." line, or None.
+    """The result a verification states explicitly: its last "Answer: ..." line, else its last
+    ``\boxed{...}`` (the small Qwen models box results out of habit), else None.
 
-    Only that line counts.  Reading a result out of the check's prose picked the wrong number
-    far too often: "The proposed answer is incorrect because Leo gave away 6 ... the correct
-    total is 53" read as 6, and "the proposed answer is 80" names the answer being checked.
-    On 64 GSM8K items, 23 of the 27 revisions were read from prose and 14 of those ended
-    wrong.  A check that states no result changes nothing.
+    Only such statements count.  Reading a result out of the check's prose picked the wrong
+    number far too often: "The proposed answer is incorrect because Leo gave away 6 ... the
+    correct total is 53" read as 6, and "the proposed answer is 80" names the answer being
+    checked.  On 64 GSM8K items, 23 of the 27 revisions were read from prose and 14 of those
+    ended wrong.  A check that states no result changes nothing.
     """
     found = _ANSWER_LINE.findall(text)
     if found:
         return str(found[-1]).strip().strip("*").strip() or None
-    return None
+    boxed = _BOXED.findall(text)
+    return boxed[-1].strip() or None if boxed else None
 
 
 def _unwrap_answer(text: str) -> str:

@@ -85,3 +85,8 @@ def test_a_check_that_states_no_answer_line_changes_nothing():
 def test_the_check_is_reminded_of_its_answer_line_last():
     backend, _, _ = run("Answer: 42")
     assert backend.requests[-1].messages[-1]["content"].endswith('"Answer: <result>".')
+
+
+def test_a_boxed_result_is_a_stated_answer_too():
+    _, _, result = run("Working backwards, 43 - 30 = 13, not 12.\nSo it is \\(\\boxed{43}\\).")
+    assert result.revised and result.answer.text == "43"
