@@ -169,11 +169,17 @@ def _read(span: str, expect: Expect) -> str | None:
     return str(counted) if counted is not None else word
 
 
+def last_boxed(text: str) -> str | None:
+    """What the last ``\\boxed{...}`` of ``text`` holds, or None when nothing is boxed."""
+    boxed = _BOXED.findall(text)
+    return boxed[-1] if boxed else None
+
+
 def _focus(text: str) -> str:
     """The part of ``text`` that states the answer, when it says so explicitly."""
-    boxed = _BOXED.findall(text)
-    if boxed:
-        return boxed[-1]
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed
     markers = list(_MARKERS.finditer(text))
     if markers:
         tail = text[markers[-1].end() :]

@@ -25,7 +25,7 @@ from time import perf_counter
 from typing import Any
 
 from . import _bridge
-from .answers import extract_answer, same_answer
+from .answers import extract_answer, last_boxed, same_answer
 from .backends.base import (
     Backend,
     BackendError,
@@ -650,7 +650,6 @@ class _Run:
             )
 
 
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _ANSWER_LINE = re.compile(
     r"^\s*(?:\*\*)?\s*(?:final\s+answer|answer|最终答案|答案)\s*(?:\*\*)?\s*[:：]\s*(.+)$",
     re.I | re.M,
@@ -670,8 +669,8 @@ def _answer_line(text: str) -> str | None:
     found = _ANSWER_LINE.findall(text)
     if found:
         return str(found[-1]).strip().strip("*").strip() or None
-    boxed = _BOXED.findall(text)
-    return boxed[-1].strip() or None if boxed else None
+    boxed = last_boxed(text)
+    return boxed.strip() or None if boxed is not None else None
 
 
 def _unwrap_answer(text: str) -> str:

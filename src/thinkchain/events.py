@@ -193,23 +193,27 @@ class ChainResult:
     seconds: float = 0.0
     model: str = ""
     mode: str = ""
-    repeated_steps: int = 0  # steps cut because they said again what an earlier step said
-    degenerate_outputs: int = 0  # generations cut because they degenerated into loops/whitespace
     hit_step_limit: bool = False  # max_steps ended the reasoning, not the model
     revised: bool = False  # the verification step changed the answer
     retries: int = 0  # invalid attempts and transport retries together
     # Tokens spent on attempts that left nothing behind (a step that failed, a cancelled answer).
     wasted_usage: Usage = field(default_factory=Usage)
-    # The generations repeated_steps and degenerate_outputs counted, with their text.
+    # Every generation the chain cut (repeats, degenerate output), with its text.
     cuts: list[CutOutput] = field(default_factory=list)
 
     def record_cut(self, index: int, reason: str, text: str, *, repeat: bool) -> None:
-        """Counts a cut generation and keeps its text, so a loop can be read afterwards."""
-        if repeat:
-            self.repeated_steps += 1
-        else:
-            self.degenerate_outputs += 1
+        """Keeps a cut generation, so the loop can be read afterwards; the counts follow."""
         self.cuts.append(CutOutput(index, reason, text[:CUT_TEXT_CHARS], repeat))
+
+    @property
+    def repeated_steps(self) -> int:
+        """Steps cut because they said again what earlier steps said."""
+        return sum(cut.repeat for cut in self.cuts)
+
+    @property
+    def degenerate_outputs(self) -> int:
+        """Generations cut because they degenerated (loops, whitespace) or ran past the limit."""
+        return sum(not cut.repeat for cut in self.cuts)
 
     @property
     def ok(self) -> bool:
