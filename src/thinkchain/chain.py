@@ -309,9 +309,15 @@ class _Run:
 
         try:
             generated = await self._generate(request, "step", index, on_text)
-        except (_Stop, Degenerated) as failed:
-            reason = failed.error.message if isinstance(failed, _Stop) else failed.reason
+        except _Stop as failed:
+            reason = failed.error.message
             self.emit(StepDiscarded(index, f"the check failed ({reason}); the answer stands"))
+            return
+        except Degenerated as bad:
+            # Counted like every other cut, and its tokens were spent all the same.
+            self.result.record_cut(index, bad.reason, bad.text, repeat=False)
+            self.result.wasted_usage = self.result.wasted_usage + bad.usage
+            self.emit(StepDiscarded(index, f"the check failed ({bad.reason}); the answer stands"))
             return
         text = generated.text.strip()
         step = Step(

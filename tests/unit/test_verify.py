@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from thinkchain import Chain, ChainSettings
 from thinkchain.backends.base import TransportError
-from thinkchain.backends.scripted import Fault, ScriptedBackend, step_json
+from thinkchain.backends.scripted import Fault, Reply, ScriptedBackend, step_json
 from thinkchain.events import AnswerDone, Retry, StepDiscarded, StepDone
 from thinkchain.prompts import prompt
 
@@ -90,3 +90,20 @@ def test_the_check_is_reminded_of_its_answer_line_last():
 def test_a_boxed_result_is_a_stated_answer_too():
     _, _, result = run("Working backwards, 43 - 30 = 13, not 12.\nSo it is \\(\\boxed{43}\\).")
     assert result.revised and result.answer.text == "43"
+
+
+def test_a_check_that_degenerates_is_cut_counted_and_the_answer_stands():
+    loop = "Let me check again. " * 200
+    backend = ScriptedBackend([*STEPS, "**42**", Reply(loop, chunk_size=16)])
+    chain = Chain(
+        backend, ChainSettings(mode="iterative", verify=True, min_steps=0, retry_base_delay=0)
+    )
+    events = list(chain.stream("What is 12 + 30?"))
+    result = events[-1].result
+    assert result.ok and not result.revised and result.answer.text == "**42**"
+    discarded = [e for e in events if isinstance(e, StepDiscarded)]
+    assert len(discarded) == 1 and "loop" in discarded[0].reason
+    # The cut is kept like any other, with the text it had produced, and its tokens count.
+    assert result.degenerate_outputs == 1
+    assert result.cuts[0].text.startswith("Let me check again.")
+    assert result.wasted_usage.completion_tokens > 0
