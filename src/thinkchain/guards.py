@@ -138,7 +138,11 @@ def continues_a_template_run(content: str, earlier: list[str], threshold: float 
         return False
     for old in earlier[-(TEMPLATE_RUN - 1) :]:
         other = _template(old)
-        if other != template and SequenceMatcher(None, other, template).ratio() < threshold:
+        if other == template:
+            continue
+        # autojunk off, as in the repeat check: above 200 characters difflib otherwise drops
+        # every frequent letter and two near-identical steps compare as unrelated.
+        if SequenceMatcher(None, other, template, autojunk=False).ratio() < threshold:
             return False
     return True
 

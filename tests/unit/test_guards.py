@@ -138,6 +138,23 @@ def test_steps_that_only_change_the_numbers_are_a_loop_once_the_run_is_long():
     assert why_repeated(days[TEMPLATE_RUN - 1], broken) is None
 
 
+def test_a_run_of_long_steps_with_a_word_changed_here_and_there_is_a_loop_too():
+    # Long steps (over 200 characters) once slipped through: difflib's "popular character"
+    # heuristic made two near-identical texts look 16 % alike.
+    said = ["again", "once more", "one more time", "yet again", "as before"]
+    days = [
+        f"Day {day}: the colony doubles {said[day - 1]}, so it goes from {2**day} to "
+        f"{2 ** (day + 1)} cells. We keep doubling the count each day until the dish is full; "
+        "the dish holds 1000000 cells and we have not reached it yet, so we carry on to the "
+        f"next day. The count on day {day} is {2 ** (day + 1)}, still below the limit of the "
+        "dish, so the doubling goes on and the next day doubles it too."
+        for day in range(1, TEMPLATE_RUN + 1)
+    ]
+    assert min(len(day) for day in days) > 300
+    reason = why_repeated(days[-1], days[:-1])
+    assert reason == f"it only changes the numbers of the {TEMPLATE_RUN - 1} steps before it"
+
+
 def test_a_plain_repeat_is_named_as_one():
     assert why_repeated(PROSE, [PROSE]) == "it repeats an earlier step"
     assert why_repeated(PROSE, []) is None
