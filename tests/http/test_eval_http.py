@@ -112,6 +112,9 @@ def test_eval_command_end_to_end(server, tmp_path: Path) -> None:
     # Not a terminal: one line per finished item instead of a bar, with the running accuracy.
     assert "[9/9] " in result.output and "direct 67% cot 67% chain 67%" in result.output
     assert "66.7%" in result.output  # the table: 2 of 3 right in every mode
+    # Then each mode against plain CoT, item by item.
+    assert "direct vs cot on 3 items: " in result.output
+    assert "chain vs cot on 3 items: " in result.output and "exact McNemar p" in result.output
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 9
     summary = (out / "summary.md").read_text()

@@ -16,7 +16,14 @@ from thinkchain.eval.report import (
     markdown_table,
     rich_table,
 )
-from thinkchain.eval.stats import accuracy_by_level, summarize, wilson_interval
+from thinkchain.eval.stats import (
+    accuracy_by_level,
+    exact_mcnemar,
+    paired_baseline,
+    paired_comparisons,
+    summarize,
+    wilson_interval,
+)
 
 # Known values (statsmodels' proportion_confint(method="wilson"), and by hand).
 WILSON = [
@@ -150,3 +157,52 @@ def test_plot_is_a_png(tmp_path: Path) -> None:
         summarize(records, ["direct", "cot", "sc"]), tmp_path / "plot.png", "title"
     )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# Exact two-sided binomial tests: the chance under Binomial(b + c, 1/2) of a split at least
+# as far from even as the one seen (summed outcome by outcome, not by the doubled tail).
+MCNEMAR = [
+    ((0, 0), 1.0),  # no disagreement: no evidence either way
+    ((3, 3), 1.0),
+    ((5, 0), 0.0625),  # 2 / 2**5
+    ((0, 5), 0.0625),
+    ((6, 1), 0.125),
+    ((29, 16), 0.072454),
+    ((22, 25), 0.770867),
+]
+
+
+@pytest.mark.parametrize(("split", "p"), MCNEMAR)
+def test_exact_mcnemar_known_values(split, p) -> None:
+    assert exact_mcnemar(*split) == pytest.approx(p, abs=1e-6)
+
+
+def test_paired_comparison_counts_only_the_items_both_modes_answered() -> None:
+    outcomes = {
+        "cot": {"a": True, "b": True, "c": False, "d": False, "e": True},
+        "chain": {"a": True, "b": False, "c": True, "d": False},  # "e" still running
+        "direct": {"a": False},
+    }
+    records = [
+        rec(mode, right, 10, id=item)
+        for mode, items in outcomes.items()
+        for item, right in items.items()
+    ]
+    direct, chain = paired_comparisons(records, ["direct", "cot", "chain"], "cot")
+    assert (chain.mode, chain.items, chain.both, chain.only_mode, chain.only_baseline) == (
+        "chain",
+        4,
+        1,
+        1,
+        1,
+    )
+    assert chain.neither == 1 and chain.difference == 0.0 and chain.p_value == 1.0
+    assert (direct.items, direct.only_baseline, direct.difference) == (1, 1, -1.0)
+    # Nothing to compare against without the baseline's records.
+    assert paired_comparisons(records, ["chain", "sc"], "sc") == []
+
+
+def test_the_baseline_is_cot_when_it_was_run() -> None:
+    assert paired_baseline(["direct", "cot", "chain"]) == "cot"
+    assert paired_baseline(["chain:iterative", "chain:single-pass"]) == "chain:iterative"
+    assert paired_baseline(["chain"]) is None

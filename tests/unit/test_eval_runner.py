@@ -134,6 +134,11 @@ def test_the_summary_files(tmp_path: Path) -> None:
     assert "| direct | 4 | 50.0 % (15.0–85.0) |" in text
     assert "| cot | 4 | 100.0 % (51.0–100.0) |" in text
     assert (ev.out_dir / PLOT_FILE).read_bytes()[:4] == b"\x89PNG"
+    # Each mode item by item against plain CoT: direct lost the two items CoT got right.
+    assert "## Paired against `cot`" in text
+    assert "| direct | 4 | 2 | 0 | 2 | 0 | -50.0 points | 0.50 |" in text
+    assert "| chain | 4 | 4 | 0 | 0 | 0 | +0.0 points | 1.00 |" in text
+    assert [(c.mode, c.only_baseline) for c in written.paired] == [("direct", 2), ("chain", 0)]
     manifest = json.loads((ev.out_dir / "run.json").read_text())
     assert manifest["model"] == "scripted" and manifest["settings"]["temperature"] == 0.2
 

@@ -20,7 +20,7 @@ from rich.progress import (
 from ..eval.datasets import load_dataset
 from ..eval.modes import parse_modes
 from ..eval.records import Record
-from ..eval.report import ReportInfo, rich_table
+from ..eval.report import ReportInfo, p_value, rich_table
 from ..eval.runner import Evaluation
 from ..eval.solve import SolveConfig
 from ..settings import ChainSettings
@@ -197,6 +197,12 @@ def evaluate(
     )
     written = evaluation.write_summary(info, rescore_answers=rescore)
     Console(highlight=False).print(rich_table(written.summaries, title=info.dataset))
+    for c in written.paired:
+        print(
+            f"{c.mode} vs {c.baseline} on {c.items} items: {100 * c.difference:+.1f} points "
+            f"({c.only_mode} right only by {c.mode}, {c.only_baseline} only by {c.baseline}; "
+            f"exact McNemar p {p_value(c.p_value)})"
+        )
     err_console.print(f"summary: {written.summary_path}", highlight=False)
     if written.plot_path:
         err_console.print(f"plot: {written.plot_path}", highlight=False)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from rich.table import Table
 
-from .stats import ModeSummary
+from .stats import ModeSummary, PairedComparison
 
 COLUMNS = (
     "mode",
@@ -83,11 +83,32 @@ def level_table(levels: dict[str, dict[str, tuple[int, int]]], modes: Sequence[s
     return "\n".join(lines) + "\n"
 
 
+def p_value(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
+def paired_table(comparisons: Sequence[PairedComparison]) -> str:
+    """Each mode against the baseline on the items both answered, as Markdown."""
+    baseline = comparisons[0].baseline
+    lines = [
+        f"| mode | items | right in both | only this mode | only `{baseline}` | neither "
+        "| difference | exact McNemar p |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in comparisons:
+        lines.append(
+            f"| {c.mode} | {c.items} | {c.both} | {c.only_mode} | {c.only_baseline} | "
+            f"{c.neither} | {100 * c.difference:+.1f} points | {p_value(c.p_value)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def markdown_report(
     summaries: Sequence[ModeSummary],
     info: ReportInfo,
     *,
     levels: dict[str, dict[str, tuple[int, int]]] | None = None,
+    paired: Sequence[PairedComparison] = (),
     plot_file: str | None = None,
 ) -> str:
     parts = [f"# Evaluation: {info.dataset}\n"]
@@ -104,6 +125,14 @@ def markdown_report(
         "failed chain counts as incorrect (errors). Tokens and seconds are means per item, "
         "every call of the item together (for sc: all K samples; steps too).\n"
     )
+    if paired:
+        parts.append(
+            f"## Paired against `{paired[0].baseline}`\n\n"
+            + paired_table(paired)
+            + "\nItem by item, on the items both modes answered. Only the items where the two "
+            "disagree tell them apart; the p-value is the chance of a split at least this "
+            "lopsided if neither mode were better (two-sided).\n"
+        )
     if levels:
         parts.append("## Accuracy by level\n\n" + level_table(levels, [s.mode for s in summaries]))
     if plot_file:

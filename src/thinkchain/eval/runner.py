@@ -18,7 +18,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,14 @@ from .plot import PlotUnavailable, plot_accuracy_vs_tokens
 from .records import Record, ResultsFile
 from .report import ReportInfo, markdown_report
 from .solve import SolveConfig, rescore, solve
-from .stats import ModeSummary, accuracy_by_level, summarize
+from .stats import (
+    ModeSummary,
+    PairedComparison,
+    accuracy_by_level,
+    paired_baseline,
+    paired_comparisons,
+    summarize,
+)
 
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "run.json"
@@ -52,6 +59,7 @@ class Written:
     summary_path: Path
     plot_path: Path | None  # None when matplotlib is missing
     plot_problem: str | None = None
+    paired: list[PairedComparison] = field(default_factory=list)
 
 
 class Evaluation:
@@ -234,7 +242,10 @@ class Evaluation:
 
     def write_summary(self, info: ReportInfo, *, rescore_answers: bool = False) -> Written:
         summaries, records = self.summaries(rescore_answers=rescore_answers)
-        levels = accuracy_by_level(records, [m.name for m in self.modes])
+        names = [m.name for m in self.modes]
+        levels = accuracy_by_level(records, names)
+        baseline = paired_baseline(names)
+        paired = paired_comparisons(records, names, baseline) if baseline else []
         plot_path: Path | None = self.out_dir / PLOT_FILE
         problem = None
         try:
@@ -246,11 +257,12 @@ class Evaluation:
             summaries,
             info,
             levels=levels if len(levels) > 1 else None,
+            paired=paired,
             plot_file=PLOT_FILE if plot_path else None,
         )
         summary_path = self.out_dir / SUMMARY_FILE
         summary_path.write_text(text, encoding="utf-8")
-        return Written(summaries, summary_path, plot_path, problem)
+        return Written(summaries, summary_path, plot_path, problem, paired)
 
 
 def _now() -> str:

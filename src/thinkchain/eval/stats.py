@@ -99,3 +99,78 @@ def accuracy_by_level(
         correct, items = row.get(record.mode, (0, 0))
         row[record.mode] = (correct + int(record.correct), items + 1)
     return table
+
+
+def exact_mcnemar(only_first: int, only_second: int) -> float:
+    """Two-sided exact McNemar p-value for paired right/wrong outcomes.
+
+    Only the items the two modes disagree on carry information; under "no difference" each
+    is equally likely to go either way, so the smaller count is a binomial(b + c, 1/2) tail.
+    Exact rather than the chi-squared form, which is poor for the few disagreements of a
+    small run.
+    """
+    n = only_first + only_second
+    if n == 0:
+        return 1.0
+    smaller = min(only_first, only_second)
+    tail = sum(math.comb(n, i) for i in range(smaller + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """One mode against a baseline on the items both answered."""
+
+    mode: str
+    baseline: str
+    items: int
+    both: int  # right in both
+    only_mode: int
+    only_baseline: int
+    neither: int
+
+    @property
+    def difference(self) -> float:
+        """Accuracy of the mode minus the baseline's, on the shared items."""
+        return (self.only_mode - self.only_baseline) / self.items if self.items else 0.0
+
+    @property
+    def p_value(self) -> float:
+        return exact_mcnemar(self.only_mode, self.only_baseline)
+
+
+def paired_comparisons(
+    records: Iterable[Record], modes: Sequence[str], baseline: str
+) -> list[PairedComparison]:
+    """Each other mode against ``baseline``, item by item; empty without the baseline."""
+    outcome: dict[str, dict[str, bool]] = {m: {} for m in modes}
+    for record in records:
+        if record.mode in outcome:
+            outcome[record.mode][record.id] = record.correct
+    base = outcome.get(baseline, {})
+    comparisons = []
+    for mode in modes:
+        if mode == baseline or not base or not outcome[mode]:
+            continue
+        shared = [i for i in outcome[mode] if i in base]
+        pairs = [(outcome[mode][i], base[i]) for i in shared]
+        comparisons.append(
+            PairedComparison(
+                mode=mode,
+                baseline=baseline,
+                items=len(pairs),
+                both=sum(1 for m, b in pairs if m and b),
+                only_mode=sum(1 for m, b in pairs if m and not b),
+                only_baseline=sum(1 for m, b in pairs if b and not m),
+                neither=sum(1 for m, b in pairs if not m and not b),
+            )
+        )
+    return comparisons
+
+
+def paired_baseline(modes: Sequence[str]) -> str | None:
+    """What the other modes are compared with: plain chain-of-thought, the honest baseline,
+    else the first mode asked for; None for a single mode."""
+    if len(modes) < 2:
+        return None
+    return "cot" if "cot" in modes else modes[0]
