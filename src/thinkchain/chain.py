@@ -337,7 +337,7 @@ class _Run:
         proposed = extract_answer(original.text)
         if checked is None or proposed is None or same_answer(checked, proposed):
             return
-        self.result.revised = True
+        self.result.answer_before_check = original
         self._retry("answer", 0, 1, "the verification reached a different result")
         self.emit(AnswerStarted())
         assert checked_line is not None

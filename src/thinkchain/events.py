@@ -194,7 +194,8 @@ class ChainResult:
     model: str = ""
     mode: str = ""
     hit_step_limit: bool = False  # max_steps ended the reasoning, not the model
-    revised: bool = False  # the verification step changed the answer
+    # The answer the verification step replaced with its own result (None: not revised).
+    answer_before_check: FinalAnswer | None = None
     retries: int = 0  # invalid attempts and transport retries together
     # Tokens spent on attempts that left nothing behind (a step that failed, a cancelled answer).
     wasted_usage: Usage = field(default_factory=Usage)
@@ -214,6 +215,11 @@ class ChainResult:
     def degenerate_outputs(self) -> int:
         """Generations cut because they degenerated (loops, whitespace) or ran past the limit."""
         return sum(not cut.repeat for cut in self.cuts)
+
+    @property
+    def revised(self) -> bool:
+        """Whether the verification step changed the answer."""
+        return self.answer_before_check is not None
 
     @property
     def ok(self) -> bool:
@@ -254,6 +260,9 @@ class ChainResult:
             "cuts": [cut.to_dict() for cut in self.cuts],
             "hit_step_limit": self.hit_step_limit,
             "revised": self.revised,
+            "answer_before_check": (
+                self.answer_before_check.text if self.answer_before_check else None
+            ),
             "retries": self.retries,
         }
 

@@ -22,6 +22,7 @@ from thinkchain.eval.stats import (
     paired_baseline,
     paired_comparisons,
     summarize,
+    verification_effects,
     wilson_interval,
 )
 
@@ -206,3 +207,28 @@ def test_the_baseline_is_cot_when_it_was_run() -> None:
     assert paired_baseline(["direct", "cot", "chain"]) == "cot"
     assert paired_baseline(["chain:iterative", "chain:single-pass"]) == "chain:iterative"
     assert paired_baseline(["chain"]) is None
+
+
+def test_verification_effects_count_each_direction_of_a_revision() -> None:
+    def checked(item: str, correct: bool, before: str | None, **extra) -> Record:
+        extra = {"revised": before is not None, **extra}
+        if before is not None and not extra.pop("old_row", False):
+            extra["answer_before_check"] = before
+        return rec("chain+verify", correct, 10, id=item, extra=extra)
+
+    records = [
+        checked("kept", True, None),
+        checked("fixed", True, "It is **2**."),  # gold is 1 in rec()
+        checked("broken", False, "Answer: 1"),
+        checked("still wrong", False, "Answer: 3"),
+        checked("unreadable before", True, "I do not know"),
+        checked("old row", True, "Answer: 1", old_row=True),
+        rec("chain", False, 10, id="fixed"),  # not a verify mode: left out
+    ]
+    (effect,) = verification_effects(records, ["chain", "chain+verify"])
+    assert (effect.items, effect.revised) == (6, 5)
+    assert (effect.fixed, effect.broken, effect.wrong_to_wrong, effect.unknown) == (2, 1, 1, 1)
+    table = markdown_report(
+        summarize(records, ["chain+verify"]), ReportInfo("d", "m"), verification=[effect]
+    )
+    assert "| chain+verify | 6 | 5 | 2 | 1 | 1 | 1 |" in table and "before unknown" in table

@@ -330,6 +330,12 @@ def test_verify_revises_a_wrong_answer(tmp_path: Path) -> None:
     assert checked["extra"]["chain"][:-1] == plain["extra"]["chain"]
     assert checked["extra"]["chain"][-1]["content"].endswith("Answer: 1")
     assert checked["completion_tokens"] > plain["completion_tokens"]
+    # The answer the check overturned is kept, and the summary says which way it went.
+    assert checked["extra"]["answer_before_check"] == "The sum is 2."
+    written = ev.write_summary(ReportInfo("sums (2 items)", "scripted"))
+    text = written.summary_path.read_text(encoding="utf-8")
+    assert "## What verification changed" in text
+    assert "| chain+verify | 2 | 2 | 2 | 0 | 0 |" in text  # both wrong answers put right
 
 
 def test_verify_keeps_the_answer_when_the_check_agrees(tmp_path: Path) -> None:

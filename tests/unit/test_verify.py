@@ -47,6 +47,8 @@ def test_agreeing_check_keeps_the_answer_and_shows_as_a_step():
 def test_disagreeing_check_revises_the_answer():
     _, events, result = run("Working backwards, 12 + 30 = 43.\nAnswer: **43**")
     assert result.revised and result.answer.text == "43"
+    assert result.answer_before_check.text == "**42**"  # what the check overturned
+    assert result.to_dict()["answer_before_check"] == "**42**"
     kinds = [type(e).__name__ for e in events]
     # The first answer is withdrawn (a Retry on the answer) and the revised one follows.
     retry = next(e for e in events if isinstance(e, Retry))
@@ -90,6 +92,8 @@ def test_the_check_is_reminded_of_its_answer_line_last():
 def test_a_boxed_result_is_a_stated_answer_too():
     _, _, result = run("Working backwards, 43 - 30 = 13, not 12.\nSo it is \\(\\boxed{43}\\).")
     assert result.revised and result.answer.text == "43"
+    assert result.answer_before_check.text == "**42**"  # what the check overturned
+    assert result.to_dict()["answer_before_check"] == "**42**"
 
 
 def test_a_check_that_degenerates_is_cut_counted_and_the_answer_stands():

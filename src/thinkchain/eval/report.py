@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from rich.table import Table
 
-from .stats import ModeSummary, PairedComparison
+from .stats import ModeSummary, PairedComparison, VerificationEffect
 
 COLUMNS = (
     "mode",
@@ -103,12 +103,30 @@ def paired_table(comparisons: Sequence[PairedComparison]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def verification_table(effects: Sequence[VerificationEffect]) -> str:
+    """What each ``+verify`` mode's check did to the answers, as Markdown."""
+    unknown = any(e.unknown for e in effects)
+    head = "| mode | items | revised | wrong → right | right → wrong | wrong → wrong |"
+    rule = "|---|---:|---:|---:|---:|---:|"
+    if unknown:
+        head += " before unknown |"
+        rule += "---:|"
+    lines = [head, rule]
+    for e in effects:
+        cells = [e.mode, e.items, e.revised, e.fixed, e.broken, e.wrong_to_wrong]
+        if unknown:
+            cells.append(e.unknown)
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_report(
     summaries: Sequence[ModeSummary],
     info: ReportInfo,
     *,
     levels: dict[str, dict[str, tuple[int, int]]] | None = None,
     paired: Sequence[PairedComparison] = (),
+    verification: Sequence[VerificationEffect] = (),
     plot_file: str | None = None,
 ) -> str:
     parts = [f"# Evaluation: {info.dataset}\n"]
@@ -132,6 +150,13 @@ def markdown_report(
             + "\nItem by item, on the items both modes answered. Only the items where the two "
             "disagree tell them apart; the p-value is the chance of a split at least this "
             "lopsided if neither mode were better (two-sided).\n"
+        )
+    if verification:
+        parts.append(
+            "## What verification changed\n\n"
+            + verification_table(verification)
+            + "\nA check that reaches another result replaces the answer; it pays only if it "
+            "turns more wrong answers right than right ones wrong.\n"
         )
     if levels:
         parts.append("## Accuracy by level\n\n" + level_table(levels, [s.mode for s in summaries]))

@@ -41,6 +41,7 @@ from .stats import (
     paired_baseline,
     paired_comparisons,
     summarize,
+    verification_effects,
 )
 
 RESULTS_FILE = "results.jsonl"
@@ -258,6 +259,7 @@ class Evaluation:
             info,
             levels=levels if len(levels) > 1 else None,
             paired=paired,
+            verification=verification_effects(records, names),
             plot_file=PLOT_FILE if plot_path else None,
         )
         summary_path = self.out_dir / SUMMARY_FILE

@@ -83,6 +83,10 @@ async def _chain(
     answer = result.answer.text if result.answer else None
     # With +verify the chain's last step is the check, and `answer` is the answer it left.
     extra: dict[str, Any] = {"revised": result.revised} if mode.verify else {}
+    if result.answer_before_check is not None:
+        # What the chain had answered before the check overturned it: whether verification
+        # fixes more answers than it breaks is read from this.
+        extra["answer_before_check"] = result.answer_before_check.text
     # Repeated steps and degenerate output that the chain cut: "no mode ever loops".
     extra["cut"] = result.repeated_steps + result.degenerate_outputs
     extra["cut_steps"] = [cut.to_dict() for cut in result.cuts]  # what was cut, to read why

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..answers import expected_kind, extract_answer, same_answer
 from .records import Record
 
 # The two-sided 95 % quantile of the standard normal distribution.
@@ -174,3 +175,52 @@ def paired_baseline(modes: Sequence[str]) -> str | None:
     if len(modes) < 2:
         return None
     return "cot" if "cot" in modes else modes[0]
+
+
+@dataclass(frozen=True)
+class VerificationEffect:
+    """What the verification step of one ``+verify`` mode did to the answers it checked."""
+
+    mode: str
+    items: int
+    revised: int
+    fixed: int  # a wrong answer revised to the right one
+    broken: int  # a right answer revised to a wrong one
+    wrong_to_wrong: int
+    unknown: int  # revised, but the record predates keeping the answer before the check
+
+
+def verification_effects(
+    records: Iterable[Record], modes: Sequence[str]
+) -> list[VerificationEffect]:
+    """Per ``+verify`` mode: how many answers the check revised, and in which direction."""
+    by_mode: dict[str, list[Record]] = {m: [] for m in modes}
+    for record in records:
+        if record.mode in by_mode and "revised" in record.extra:
+            by_mode[record.mode].append(record)
+    effects = []
+    for mode, checked in by_mode.items():
+        if not checked:
+            continue
+        revised = [r for r in checked if r.extra.get("revised")]
+        before: list[bool | None] = []
+        for r in revised:
+            text = r.extra.get("answer_before_check")
+            if not isinstance(text, str):
+                before.append(None)
+                continue
+            prediction = extract_answer(text, expected_kind(r.gold))
+            before.append(same_answer(prediction, r.gold))
+        pairs = list(zip(before, (r.correct for r in revised), strict=True))
+        effects.append(
+            VerificationEffect(
+                mode=mode,
+                items=len(checked),
+                revised=len(revised),
+                fixed=sum(1 for b, a in pairs if b is False and a),
+                broken=sum(1 for b, a in pairs if b is True and not a),
+                wrong_to_wrong=sum(1 for b, a in pairs if b is False and not a),
+                unknown=sum(1 for b, _ in pairs if b is None),
+            )
+        )
+    return effects
