@@ -2,11 +2,12 @@
 
 Counting the letters of a word by writing it out (the technique the prompts teach) only works
 when the model can write the word out.  This probe asks the embedded default model, at
-temperature 0, to spell each long word of the `letters` generator in three common shapes and
-checks the letters it writes against the word:
+temperature 0, to spell each long word of the `letters` generator in four shapes and checks
+the letters it writes against the word:
 
 * one letter per numbered line (what the chain prompts ask for);
 * letters joined by hyphens (``c-a-t``);
+* syllable by syllable (``straw: s-t-r-a-w``): short pieces a tokenizer may know better;
 * the output of Python's ``list("word")`` (a coder model has seen many).
 
     python benchmarks/probe_spelling.py
@@ -42,6 +43,17 @@ SHAPES = {
             re.sub(r"[\s-]", "", m.group(1))
             for m in [re.search(r"([A-Za-z](?:\s*-\s*[A-Za-z])+)", text)]
             if m
+        ),
+    ),
+    "syllable by syllable": (
+        'Break the word "{word}" into its syllables. Write one line per syllable: the '
+        'syllable, a colon, then its letters joined by hyphens (for "paper": "pa: p-a", then '
+        '"per: p-e-r"). Nothing else.',
+        lambda text: "".join(
+            re.sub(r"[\s-]", "", letters)
+            for letters in re.findall(
+                r"^[^:\n]*:\s*([A-Za-z](?:\s*-\s*[A-Za-z])*)\s*$", text, re.MULTILINE
+            )
         ),
     ),
     'Python list("word")': (
@@ -83,8 +95,8 @@ def main() -> None:
     rows = "\n".join(f"| {shape} | {n}/{len(words)} |" for shape, n in scores.items())
     body = f"""
 The embedded default model ({DEFAULT_MODEL.name}) asked at temperature 0 to spell the
-{len(words)} long words of the `letters` generator (`strawberry`, `mississippi`, ...), in three
-shapes; a word counts when every letter it writes is right and in order.
+{len(words)} long words of the `letters` generator (`strawberry`, `mississippi`, ...), in
+{len(SHAPES)} shapes; a word counts when every letter it writes is right and in order.
 
 | shape | words spelled right |
 |---|---|

@@ -222,13 +222,15 @@ def test_verification_effects_count_each_direction_of_a_revision() -> None:
         checked("broken", False, "Answer: 1"),
         checked("still wrong", False, "Answer: 3"),
         checked("unreadable before", True, "I do not know"),
-        checked("old row", True, "Answer: 1", old_row=True),
+        checked("old row", False, "Answer: 1", old_row=True),
+        checked("old row put right", True, "Answer: 3", old_row=True),
         rec("chain", False, 10, id="fixed"),  # not a verify mode: left out
     ]
     (effect,) = verification_effects(records, ["chain", "chain+verify"])
-    assert (effect.items, effect.revised) == (6, 5)
-    assert (effect.fixed, effect.broken, effect.wrong_to_wrong, effect.unknown) == (2, 1, 1, 1)
+    assert (effect.items, effect.revised) == (7, 6)
+    # Revised to the right answer, the old row's answer before must have been wrong.
+    assert (effect.fixed, effect.broken, effect.wrong_to_wrong, effect.unknown) == (3, 1, 1, 1)
     table = markdown_report(
         summarize(records, ["chain+verify"]), ReportInfo("d", "m"), verification=[effect]
     )
-    assert "| chain+verify | 6 | 5 | 2 | 1 | 1 | 1 |" in table and "before unknown" in table
+    assert "| chain+verify | 7 | 6 | 3 | 1 | 1 | 1 |" in table and "before unknown" in table

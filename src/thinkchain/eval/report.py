@@ -156,7 +156,13 @@ def markdown_report(
             "## What verification changed\n\n"
             + verification_table(verification)
             + "\nA check that reaches another result replaces the answer; it pays only if it "
-            "turns more wrong answers right than right ones wrong.\n"
+            "turns more wrong answers right than right ones wrong."
+            + (
+                " Before unknown: revised to a wrong answer in a row written before rows kept "
+                "the answer the check replaced.\n"
+                if any(e.unknown for e in verification)
+                else "\n"
+            )
         )
     if levels:
         parts.append("## Accuracy by level\n\n" + level_table(levels, [s.mode for s in summaries]))

@@ -187,7 +187,7 @@ class VerificationEffect:
     fixed: int  # a wrong answer revised to the right one
     broken: int  # a right answer revised to a wrong one
     wrong_to_wrong: int
-    unknown: int  # revised, but the record predates keeping the answer before the check
+    unknown: int  # revised to a wrong answer, by a record that did not keep the one before
 
 
 def verification_effects(
@@ -207,7 +207,9 @@ def verification_effects(
         for r in revised:
             text = r.extra.get("answer_before_check")
             if not isinstance(text, str):
-                before.append(None)
+                # A revision replaces an answer with a different one, so a right answer after
+                # it means a wrong one before, even where the record did not keep it.
+                before.append(False if r.correct else None)
                 continue
             prediction = extract_answer(text, expected_kind(r.gold))
             before.append(same_answer(prediction, r.gold))
