@@ -104,7 +104,8 @@ def paired_table(comparisons: Sequence[PairedComparison]) -> str:
 
 
 def verification_table(effects: Sequence[VerificationEffect]) -> str:
-    """What each ``+verify`` mode's check did to the answers, as Markdown."""
+    """What each ``+verify`` mode's check did to the answers, as Markdown, with what it means
+    (the "before unknown" column and its explanation appear together, only when needed)."""
     unknown = any(e.unknown for e in effects)
     head = "| mode | items | revised | wrong → right | right → wrong | wrong → wrong |"
     rule = "|---|---:|---:|---:|---:|---:|"
@@ -117,7 +118,16 @@ def verification_table(effects: Sequence[VerificationEffect]) -> str:
         if unknown:
             cells.append(e.unknown)
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    meaning = (
+        "A check that reaches another result replaces the answer; it pays only if it turns "
+        "more wrong answers right than right ones wrong."
+    )
+    if unknown:
+        meaning += (
+            " Before unknown: revised to a wrong answer in a row written before rows kept the "
+            "answer the check replaced."
+        )
+    return "\n".join(lines) + "\n\n" + meaning + "\n"
 
 
 def markdown_report(
@@ -152,18 +162,7 @@ def markdown_report(
             "lopsided if neither mode were better (two-sided).\n"
         )
     if verification:
-        parts.append(
-            "## What verification changed\n\n"
-            + verification_table(verification)
-            + "\nA check that reaches another result replaces the answer; it pays only if it "
-            "turns more wrong answers right than right ones wrong."
-            + (
-                " Before unknown: revised to a wrong answer in a row written before rows kept "
-                "the answer the check replaced.\n"
-                if any(e.unknown for e in verification)
-                else "\n"
-            )
-        )
+        parts.append("## What verification changed\n\n" + verification_table(verification))
     if levels:
         parts.append("## Accuracy by level\n\n" + level_table(levels, [s.mode for s in summaries]))
     if plot_file:
