@@ -240,6 +240,11 @@ def expected_kind(gold: str | None) -> Expect:
     return "number" if gold is not None and _to_decimal(gold) is not None else None
 
 
+def extract_answer_for(text: str | None, gold: str | None) -> str | None:
+    """The answer in ``text``, read as the kind ``gold`` is (the eval's one scoring rule)."""
+    return extract_answer(text, expected_kind(gold))
+
+
 def same_answer(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return False

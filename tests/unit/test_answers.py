@@ -8,6 +8,7 @@ from thinkchain.answers import (
     decided,
     expected_kind,
     extract_answer,
+    extract_answer_for,
     format_number,
     normalise_gold,
     same_answer,
@@ -144,6 +145,14 @@ def test_expected_kind_follows_the_gold_answer() -> None:
     assert expected_kind("-0.5") == "number"
     assert expected_kind("yes") is None
     assert expected_kind(None) is None
+
+
+def test_a_reply_is_read_as_the_kind_of_answer_its_gold_is() -> None:
+    # The same words score differently against a count and against a yes/no question.
+    reply = "No, there are none."
+    assert extract_answer_for(reply, normalise_gold("0")) == "0"
+    assert extract_answer_for(reply, normalise_gold("Yes")) == "no"
+    assert extract_answer_for(None, "3") is None
 
 
 @pytest.mark.parametrize(

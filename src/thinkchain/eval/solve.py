@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from ..answers import expected_kind, extract_answer, normalise_gold, same_answer, vote
+from ..answers import expected_kind, extract_answer_for, normalise_gold, same_answer, vote
 from ..backends.base import Backend
 from ..chain import Chain
 from ..events import ChainError, Usage
@@ -92,7 +92,7 @@ async def _chain(
     extra["cut_steps"] = [cut.to_dict() for cut in result.cuts]  # what was cut, to read why
     # The steps themselves, so an outlier (a wrong or very long chain) can be read afterwards.
     extra["chain"] = [{"title": s.title, "content": s.content} for s in result.steps]
-    prediction = extract_answer(answer, expected_kind(gold))
+    prediction = extract_answer_for(answer, gold)
     return _Outcome(answer, prediction, len(result.steps), result.usage, result.error, extra)
 
 
@@ -126,12 +126,11 @@ async def _self_consistency(
 
 def rescore(record: Record) -> Record:
     """``record`` scored again from its stored answer text(s) with today's normaliser."""
-    expect = expected_kind(record.gold)
     texts = record.extra.get("sample_answers")
     if record.mode.startswith("sc") and isinstance(texts, list):
-        prediction = vote([extract_answer(t, expect) for t in texts]).winner
+        prediction = vote([extract_answer_for(t, record.gold) for t in texts]).winner
     else:
-        prediction = extract_answer(record.answer, expect)
+        prediction = extract_answer_for(record.answer, record.gold)
     record.prediction = prediction
     record.correct = same_answer(prediction, record.gold)
     return record

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..answers import expected_kind, extract_answer, same_answer
+from ..answers import extract_answer_for, same_answer
 from .records import Record
 
 # The two-sided 95 % quantile of the standard normal distribution.
@@ -211,8 +211,7 @@ def verification_effects(
                 # it means a wrong one before, even where the record did not keep it.
                 before.append(False if r.correct else None)
                 continue
-            prediction = extract_answer(text, expected_kind(r.gold))
-            before.append(same_answer(prediction, r.gold))
+            before.append(same_answer(extract_answer_for(text, r.gold), r.gold))
         pairs = list(zip(before, (r.correct for r in revised), strict=True))
         effects.append(
             VerificationEffect(
