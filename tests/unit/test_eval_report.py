@@ -227,7 +227,7 @@ def test_verification_effects_count_each_direction_of_a_revision() -> None:
         rec("chain", False, 10, id="fixed"),  # not a verify mode: left out
     ]
     (effect,) = verification_effects(records, ["chain", "chain+verify"])
-    assert (effect.items, effect.revised) == (7, 6)
+    assert (effect.chains, effect.revised) == (7, 6)
     # Revised to the right answer, the old row's answer before must have been wrong.
     assert (effect.fixed, effect.broken, effect.wrong_to_wrong, effect.unknown) == (3, 1, 1, 1)
     table = markdown_report(

@@ -336,6 +336,31 @@ def test_verify_revises_a_wrong_answer(tmp_path: Path) -> None:
     text = written.summary_path.read_text(encoding="utf-8")
     assert "## What verification changed" in text
     assert "| chain+verify | 2 | 2 | 2 | 0 | 0 |" in text  # both wrong answers put right
+    assert "each sample" not in text
+
+
+def test_under_self_consistency_each_samples_check_is_counted(tmp_path: Path) -> None:
+    def off_by_one_then_checked(request: GenerationRequest) -> Reply:
+        a, b = _numbers(request)
+        if request.purpose == "verify":  # two samples' checks find the sum, one a wrong one
+            return Reply(f"Answer: {a + b + (2 if request.seed == 2 else 0)}")
+        if request.purpose == "answer":
+            return Reply(f"The sum is {a + b + 1}.")
+        return Reply(step_json("Add", "adding", "final_answer"))
+
+    backend = ScriptedBackend([off_by_one_then_checked], repeat_last=True)
+    ev = evaluation(tmp_path, backend, modes="sc+verify", n=2, k=3)
+    run(ev)
+    for row in lines(ev):
+        assert row["correct"] is True  # two checked samples out of three are right
+        assert row["extra"]["samples_revised"] == [True, True, True]
+        overturned = f"The sum is {int(row['gold']) + 1}."
+        assert row["extra"]["sample_answers_before_check"] == [overturned] * 3
+    written = ev.write_summary(ReportInfo("sums (2 items)", "scripted"))
+    text = written.summary_path.read_text(encoding="utf-8")
+    # Six sample chains checked: four wrong answers put right, two replaced by other wrong ones.
+    assert "| sc+verify | 6 | 6 | 4 | 0 | 2 |" in text
+    assert "each sample is a chain with its own check" in text
 
 
 def test_verify_keeps_the_answer_when_the_check_agrees(tmp_path: Path) -> None:

@@ -107,14 +107,14 @@ def verification_table(effects: Sequence[VerificationEffect]) -> str:
     """What each ``+verify`` mode's check did to the answers, as Markdown, with what it means
     (the "before unknown" column and its explanation appear together, only when needed)."""
     unknown = any(e.unknown for e in effects)
-    head = "| mode | items | revised | wrong → right | right → wrong | wrong → wrong |"
+    head = "| mode | chains checked | revised | wrong → right | right → wrong | wrong → wrong |"
     rule = "|---|---:|---:|---:|---:|---:|"
     if unknown:
         head += " before unknown |"
         rule += "---:|"
     lines = [head, rule]
     for e in effects:
-        cells = [e.mode, e.items, e.revised, e.fixed, e.broken, e.wrong_to_wrong]
+        cells = [e.mode, e.chains, e.revised, e.fixed, e.broken, e.wrong_to_wrong]
         if unknown:
             cells.append(e.unknown)
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -122,6 +122,11 @@ def verification_table(effects: Sequence[VerificationEffect]) -> str:
         "A check that reaches another result replaces the answer; it pays only if it turns "
         "more wrong answers right than right ones wrong."
     )
+    if any(e.per_sample for e in effects):
+        meaning += (
+            " Under self-consistency each sample is a chain with its own check, counted here "
+            "on its own, before the vote."
+        )
     if unknown:
         meaning += (
             " Before unknown: revised to a wrong answer in a row written before rows kept the "

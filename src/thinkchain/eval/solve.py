@@ -108,19 +108,26 @@ async def _self_consistency(
         expect=expected_kind(gold),
     )
     outcome = await strategy.arun(question)
+    extra: dict[str, Any] = {
+        "votes": outcome.vote.counts,
+        "samples": len(outcome.samples),
+        "stopped_early": outcome.stopped_early,
+        "sample_answers": [s.answer.text if s.answer else None for s in outcome.samples],
+        "cut": sum(s.repeated_steps + s.degenerate_outputs for s in outcome.samples),
+    }
+    if mode.verify:
+        # Each sample's check, as for a single chain: the verification table counts samples.
+        extra["samples_revised"] = [s.revised for s in outcome.samples]
+        extra["sample_answers_before_check"] = [
+            s.answer_before_check.text if s.answer_before_check else None for s in outcome.samples
+        ]
     return _Outcome(
         answer=outcome.answer,
         prediction=outcome.vote.winner,
         steps=sum(len(sample.steps) for sample in outcome.samples),
         usage=outcome.usage,
         error=outcome.error,
-        extra={
-            "votes": outcome.vote.counts,
-            "samples": len(outcome.samples),
-            "stopped_early": outcome.stopped_early,
-            "sample_answers": [s.answer.text if s.answer else None for s in outcome.samples],
-            "cut": sum(s.repeated_steps + s.degenerate_outputs for s in outcome.samples),
-        },
+        extra=extra,
     )
 
 

@@ -182,46 +182,78 @@ class VerificationEffect:
     """What the verification step of one ``+verify`` mode did to the answers it checked."""
 
     mode: str
-    items: int
+    chains: int  # chains checked: one per item, or one per sample under self-consistency
     revised: int
     fixed: int  # a wrong answer revised to the right one
     broken: int  # a right answer revised to a wrong one
     wrong_to_wrong: int
     unknown: int  # revised to a wrong answer, by a record that did not keep the one before
+    per_sample: bool = False  # self-consistency: samples counted on their own, before the vote
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One chain's verification: whether it revised the answer, and whether the answer was
+    right before the check (None: not kept) and after it."""
+
+    revised: bool
+    right_before: bool | None
+    right_after: bool
+
+
+def _checks(record: Record) -> list[_Check]:
+    def right(text: object) -> bool | None:
+        if not isinstance(text, str):
+            return None
+        return same_answer(extract_answer_for(text, record.gold), record.gold)
+
+    extra = record.extra
+    flags = extra.get("samples_revised")
+    if isinstance(flags, list):  # sc+verify: every sample is a chain with its own check
+        after = extra.get("sample_answers") or []
+        before = extra.get("sample_answers_before_check") or []
+        return [
+            _Check(bool(flag), right(text), bool(right(answer)))
+            for flag, answer, text in zip(flags, after, before, strict=False)
+        ]
+    if "revised" not in extra:
+        return []
+    return [_Check(bool(extra["revised"]), right(extra.get("answer_before_check")), record.correct)]
 
 
 def verification_effects(
     records: Iterable[Record], modes: Sequence[str]
 ) -> list[VerificationEffect]:
     """Per ``+verify`` mode: how many answers the check revised, and in which direction."""
-    by_mode: dict[str, list[Record]] = {m: [] for m in modes}
+    by_mode: dict[str, list[_Check]] = {m: [] for m in modes}
+    per_sample: set[str] = set()
     for record in records:
-        if record.mode in by_mode and "revised" in record.extra:
-            by_mode[record.mode].append(record)
+        if record.mode in by_mode:
+            by_mode[record.mode].extend(_checks(record))
+            if "samples_revised" in record.extra:
+                per_sample.add(record.mode)
     effects = []
-    for mode, checked in by_mode.items():
-        if not checked:
+    for mode, checks in by_mode.items():
+        if not checks:
             continue
-        revised = [r for r in checked if r.extra.get("revised")]
-        before: list[bool | None] = []
-        for r in revised:
-            text = r.extra.get("answer_before_check")
-            if not isinstance(text, str):
-                # A revision replaces an answer with a different one, so a right answer after
-                # it means a wrong one before, even where the record did not keep it.
-                before.append(False if r.correct else None)
-                continue
-            before.append(same_answer(extract_answer_for(text, r.gold), r.gold))
-        pairs = list(zip(before, (r.correct for r in revised), strict=True))
+        revised = [c for c in checks if c.revised]
+        # A revision replaces an answer with a different one, so a right answer after it
+        # means a wrong one before, even where the record did not keep it.
+        before = [
+            c.right_before if c.right_before is not None else (False if c.right_after else None)
+            for c in revised
+        ]
+        pairs = list(zip(before, (c.right_after for c in revised), strict=True))
         effects.append(
             VerificationEffect(
                 mode=mode,
-                items=len(checked),
+                chains=len(checks),
                 revised=len(revised),
                 fixed=sum(1 for b, a in pairs if b is False and a),
                 broken=sum(1 for b, a in pairs if b is True and not a),
                 wrong_to_wrong=sum(1 for b, a in pairs if b is False and not a),
                 unknown=sum(1 for b, _ in pairs if b is None),
+                per_sample=mode in per_sample,
             )
         )
     return effects
