@@ -23,6 +23,7 @@ from thinkchain.eval.stats import (
     paired_comparisons,
     summarize,
     verification_effects,
+    vote_agreement,
     wilson_interval,
 )
 
@@ -234,3 +235,30 @@ def test_verification_effects_count_each_direction_of_a_revision() -> None:
         summarize(records, ["chain+verify"]), ReportInfo("d", "m"), verification=[effect]
     )
     assert "| chain+verify | 7 | 6 | 3 | 1 | 1 | 1 |" in table and "before unknown" in table
+
+
+def test_self_consistency_accuracy_is_grouped_by_how_far_the_samples_agreed() -> None:
+    def sc(item: str, correct: bool, answers: list[str | None]) -> Record:
+        return rec("sc", correct, 10, id=item, extra={"sample_answers": answers})
+
+    records = [
+        sc("unanimous", True, ["Answer: 1", "1", "**1**"]),  # gold is 1 in rec()
+        sc("unanimous but wrong", False, ["2", "2", "2"]),
+        sc("narrow", False, ["2", "2", "1", "2", "1"]),
+        sc("tie, first seen wins", True, ["1", "2", "1", "3", "2"]),
+        sc("one unreadable", True, ["1", None, "1", "1"]),
+        rec("chain", True, 10, id="unanimous"),  # not self-consistency: left out
+    ]
+    groups = vote_agreement(records, ["chain", "sc"])
+    assert [(g.votes, g.samples, g.items, g.correct) for g in groups] == [
+        (3, 3, 2, 1),
+        (3, 4, 1, 1),
+        (3, 5, 1, 0),
+        (2, 5, 1, 1),
+    ]
+    table = markdown_report(summarize(records, ["sc"]), ReportInfo("d", "m"), agreement=groups)
+    assert "## How far the samples agreed" in table
+    assert "| sc | 3 of 3 | 2 | 1 | 50.0 % (" in table
+    # Without self-consistency there is no such section.
+    plain = markdown_report(summarize(records, ["chain"]), ReportInfo("d", "m"))
+    assert "samples agreed" not in plain

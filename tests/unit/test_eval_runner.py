@@ -305,6 +305,9 @@ def test_self_consistency_records_the_vote(tmp_path: Path) -> None:
     assert row["extra"]["sample_answers"] == ["1", "2", "1"]
     # Tokens count every sample.
     assert row["completion_tokens"] == 3
+    # The summary says how far the samples agreed: two of three, on both items.
+    written = ev.write_summary(ReportInfo("sums (2 items)", "scripted"))
+    assert "| sc:direct | 2 of 3 | 2 | 2 |" in written.summary_path.read_text(encoding="utf-8")
 
 
 def test_verify_revises_a_wrong_answer(tmp_path: Path) -> None:

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 
 from rich.table import Table
 
-from .stats import ModeSummary, PairedComparison, VerificationEffect
+from .stats import (
+    AgreementGroup,
+    ModeSummary,
+    PairedComparison,
+    VerificationEffect,
+    wilson_interval,
+)
 
 COLUMNS = (
     "mode",
@@ -135,6 +141,21 @@ def verification_table(effects: Sequence[VerificationEffect]) -> str:
     return "\n".join(lines) + "\n\n" + meaning + "\n"
 
 
+def agreement_table(groups: Sequence[AgreementGroup]) -> str:
+    """Self-consistency's accuracy by how far its samples agreed, as Markdown."""
+    lines = [
+        "| mode | samples giving the winning answer | items | right | accuracy (95 % CI) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for g in groups:
+        low, high = wilson_interval(g.correct, g.items)
+        lines.append(
+            f"| {g.mode} | {g.votes} of {g.samples} | {g.items} | {g.correct} | "
+            f"{percent(g.accuracy)} ({100 * low:.1f}–{100 * high:.1f}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def markdown_report(
     summaries: Sequence[ModeSummary],
     info: ReportInfo,
@@ -142,6 +163,7 @@ def markdown_report(
     levels: dict[str, dict[str, tuple[int, int]]] | None = None,
     paired: Sequence[PairedComparison] = (),
     verification: Sequence[VerificationEffect] = (),
+    agreement: Sequence[AgreementGroup] = (),
     plot_file: str | None = None,
 ) -> str:
     parts = [f"# Evaluation: {info.dataset}\n"]
@@ -168,6 +190,15 @@ def markdown_report(
         )
     if verification:
         parts.append("## What verification changed\n\n" + verification_table(verification))
+    if agreement:
+        parts.append(
+            "## How far the samples agreed\n\n"
+            + agreement_table(agreement)
+            + "\nSelf-consistency items grouped by how many of the samples that ran gave the "
+            "answer the vote chose. Early stopping ends an item once the vote is decided, so "
+            '"3 of 3" means the first three samples agreed and no more ran. How often the '
+            "winner is right at each level says how far the agreement can be trusted.\n"
+        )
     if levels:
         parts.append("## Accuracy by level\n\n" + level_table(levels, [s.mode for s in summaries]))
     if plot_file:

@@ -42,6 +42,7 @@ from .stats import (
     paired_comparisons,
     summarize,
     verification_effects,
+    vote_agreement,
 )
 
 RESULTS_FILE = "results.jsonl"
@@ -260,6 +261,7 @@ class Evaluation:
             levels=levels if len(levels) > 1 else None,
             paired=paired,
             verification=verification_effects(records, names),
+            agreement=vote_agreement(records, names),
             plot_file=PLOT_FILE if plot_path else None,
         )
         summary_path = self.out_dir / SUMMARY_FILE

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..answers import extract_answer_for, same_answer
+from ..answers import extract_answer_for, same_answer, vote
 from .records import Record
 
 # The two-sided 95 % quantile of the standard normal distribution.
@@ -257,3 +257,37 @@ def verification_effects(
             )
         )
     return effects
+
+
+@dataclass(frozen=True)
+class AgreementGroup:
+    """Self-consistency items whose vote agreed to the same degree, and how many were right."""
+
+    mode: str
+    votes: int  # samples that gave the winning answer
+    samples: int  # samples that ran (early stopping may have left the rest out)
+    items: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.items if self.items else 0.0
+
+
+def vote_agreement(records: Iterable[Record], modes: Sequence[str]) -> list[AgreementGroup]:
+    """Per sc mode, items grouped by "winner's votes of samples run", most agreement first.
+
+    The vote is taken again from the stored sample answers, so a rescored run groups its
+    items by the vote that decided them now.
+    """
+    groups: dict[tuple[str, int, int], list[bool]] = {}
+    for record in records:
+        texts = record.extra.get("sample_answers")
+        if record.mode not in modes or not isinstance(texts, list) or not texts:
+            continue
+        result = vote([extract_answer_for(t, record.gold) for t in texts])
+        votes = result.counts.get(result.winner, 0) if result.winner else 0
+        groups.setdefault((record.mode, votes, len(texts)), []).append(record.correct)
+    order = {mode: i for i, mode in enumerate(modes)}
+    keys = sorted(groups, key=lambda k: (order[k[0]], -k[1] / k[2], -k[2]))
+    return [AgreementGroup(*key, items=len(groups[key]), correct=sum(groups[key])) for key in keys]
