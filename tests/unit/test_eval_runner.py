@@ -77,7 +77,12 @@ def evaluation(
     settings: ChainSettings = SETTINGS,
     **kw,
 ) -> Evaluation:
-    config = SolveConfig(settings, k=kw.pop("k", 3), early_stop=kw.pop("early_stop", "off"))
+    config = SolveConfig(
+        settings,
+        k=kw.pop("k", 3),
+        early_stop=kw.pop("early_stop", "off"),
+        agree_n=kw.pop("agree_n", 3),
+    )
     return Evaluation(dataset(n), parse_modes(modes), backend, config, tmp_path / "out", **kw)
 
 
@@ -340,6 +345,27 @@ def test_verify_revises_a_wrong_answer(tmp_path: Path) -> None:
     assert "## What verification changed" in text
     assert "| chain+verify | 2 | 2 | 2 | 0 | 0 |" in text  # both wrong answers put right
     assert "each sample" not in text
+
+
+def test_sc_stops_when_the_first_answers_agree_and_the_setup_remembers_how_many(
+    tmp_path: Path,
+) -> None:
+    def third_differs(request: GenerationRequest) -> Reply:
+        a, b = _numbers(request)
+        return Reply(str(a + b + (1 if request.seed == 2 else 0)))
+
+    backend = ScriptedBackend([third_differs], repeat_last=True)
+    ev = evaluation(tmp_path, backend, "sc:direct", n=2, k=5, early_stop="agree", agree_n=2)
+    run(ev)
+    # The first two samples agreed on every item: the other three never ran.
+    assert [row["extra"]["samples"] for row in lines(ev)] == [2, 2]
+    assert len(backend.requests) == 4
+    # Resuming with another agreement count would mix two setups in one table.
+    again = evaluation(
+        tmp_path, model(), "sc:direct", n=3, k=5, early_stop="agree", agree_n=3, resume=True
+    )
+    with pytest.raises(EvalError, match="agree_n: 2 then, 3 now"):
+        run(again)
 
 
 def test_under_self_consistency_each_samples_check_is_counted(tmp_path: Path) -> None:

@@ -104,6 +104,9 @@ def evaluate(
         str,
         typer.Option(help="sc: stop once the vote is decided (decisive), agree, or off."),
     ] = "decisive",
+    agree_n: Annotated[
+        int, typer.Option(help="sc with --early-stop agree: stop when the first N answers agree.")
+    ] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the letters generator and sampling.")] = 0,
     rescore: Annotated[
         bool,
@@ -139,6 +142,8 @@ def evaluate(
             fail(f"--early-stop must be decisive, agree or off, not {early_stop!r}")
         if k < 1:
             fail("--k must be at least 1")
+        if agree_n < 2:
+            fail("--agree-n must be at least 2: one answer agrees with nothing")
         data = load_dataset(dataset, n=n, seed=seed)
         settings = ChainSettings(
             lang=lang,
@@ -152,7 +157,11 @@ def evaluate(
             seed=seed,
         )
         config = SolveConfig(
-            settings, k=k, sc_temperature=sc_temperature, early_stop=cast(EarlyStop, early_stop)
+            settings,
+            k=k,
+            sc_temperature=sc_temperature,
+            early_stop=cast(EarlyStop, early_stop),
+            agree_n=agree_n,
         )
         out_dir = out or Path("results") / data.name
         backend = backend_from_options(
@@ -273,6 +282,7 @@ def _notes(evaluation: Evaluation, modes: list[str], config: SolveConfig) -> lis
     if any(m.startswith("sc") for m in modes):
         notes.append(
             f"sc: k {config.k}, temperature {config.sc_temperature}, early stop {config.early_stop}"
+            + (f" (first {config.agree_n} agree)" if config.early_stop == "agree" else "")
         )
     return notes
 

@@ -26,15 +26,19 @@ class SolveConfig:
     k: int = 5  # samples of self-consistency
     sc_temperature: float = 0.7
     early_stop: EarlyStop = "decisive"
+    agree_n: int = 3  # early_stop "agree": this many first answers must agree
 
     def describe(self) -> dict[str, Any]:
         """What decides the answers: a resumed run must not change it halfway."""
-        return {
+        described: dict[str, Any] = {
             "settings": self.settings.model_dump(mode="json"),
             "k": self.k,
             "sc_temperature": self.sc_temperature,
             "early_stop": self.early_stop,
         }
+        if self.early_stop == "agree":  # meaningless otherwise, so not part of the setup
+            described["agree_n"] = self.agree_n
+        return described
 
 
 @dataclass
@@ -105,6 +109,7 @@ async def _self_consistency(
         k=config.k,
         temperature=config.sc_temperature,
         early_stop=config.early_stop,
+        agree_n=config.agree_n,
         expect=expected_kind(gold),
     )
     outcome = await strategy.arun(question)
