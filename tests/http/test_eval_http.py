@@ -161,6 +161,10 @@ def test_resume_with_other_settings_is_refused(server, tmp_path: Path) -> None:
         (["--dataset", "letters", "--modes", "magic"], "unknown mode 'magic'"),
         (["--dataset", "nowhere.jsonl"], "no such dataset: nowhere.jsonl"),
         (["--dataset", "letters", "--k", "0", "--modes", "sc"], "--k must be at least 1"),
+        (
+            ["--dataset", "letters", "--early-stop", "agree", "--agree-n", "1"],
+            "--agree-n must be at least 2",
+        ),
         (["--dataset", "letters:tiny"], "unknown letters level 'tiny'"),
     ],
 )
