@@ -194,10 +194,11 @@ def markdown_report(
         parts.append(
             "## How far the samples agreed\n\n"
             + agreement_table(agreement)
-            + "\nSelf-consistency items grouped by how many of the samples that ran gave the "
-            "answer the vote chose. Early stopping ends an item once the vote is decided, so "
-            '"3 of 3" means the first three samples agreed and no more ran. How often the '
-            "winner is right at each level says how far the agreement can be trusted.\n"
+            + "\nSelf-consistency items grouped by how many of the samples started gave the "
+            "answer the vote chose. Early stopping ends an item once the vote is decided: "
+            '"3 of 3" means the first three samples agreed and no more started, and a sample '
+            "cancelled halfway counts as started, without an answer. How often the winner is "
+            "right at each level says how far the agreement can be trusted.\n"
         )
     if levels:
         parts.append("## Accuracy by level\n\n" + level_table(levels, [s.mode for s in summaries]))

@@ -265,7 +265,7 @@ class AgreementGroup:
 
     mode: str
     votes: int  # samples that gave the winning answer
-    samples: int  # samples that ran (early stopping may have left the rest out)
+    samples: int  # samples started (early stopping may have left the rest out)
     items: int
     correct: int
 
