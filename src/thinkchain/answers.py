@@ -28,11 +28,14 @@ _MARKERS = re.compile(
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__", re.S)
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 # A number: optional sign, digits with thousands separators, decimals, or a fraction; a
-# mixed number ("1 1/2") is tried first so it is not read as 1.
+# mixed number ("1 1/2") is tried first so it is not read as 1.  Not after a Latin letter or
+# digit ("x2", "id123"); after a Chinese character it is a number ("年龄是40岁"), though
+# Python's \w counts that character as a word character.
+_NOT_AFTER = r"(?<![A-Za-z0-9_.])"
 _NUMBER = re.compile(
-    r"(?<![\w.])[-−]?\d+ \d+/\d+(?![\d/])"
-    r"|(?<![\w.])[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?(?![\d])"
-    r"|(?<![\w.])[-−]?\.\d+"
+    rf"{_NOT_AFTER}[-−]?\d+ \d+/\d+(?![\d/])"
+    rf"|{_NOT_AFTER}[-−]?(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?(?![\d])"
+    rf"|{_NOT_AFTER}[-−]?\.\d+"
 )
 # Counts written as words ("three times", "twice"), read only where no digit states the answer.
 _UNITS = (

@@ -43,6 +43,12 @@ FREE_TEXT = [
     ('Final_answer: "The word contains 3 letters l, not 7."', "3"),
     ("答案是 18", "18"),
     ("结果是：7 个", "7"),
+    # a number written against Chinese characters, as Chinese replies do
+    ("我现在的年龄是40岁。", "40"),
+    ("每个人将得到2个 slices。", "2"),
+    ("总共需要1,250元", "1250"),
+    # but not a digit inside a Latin name or identifier
+    ("Model x2 says 5", "5"),
     # a bold span states the answer
     ("There are **3** letters r in *strawberry* (positions 3, 8 and 9).", "3"),
     ("Janet makes **$18** every day.\n\nShe sells 9 eggs at $2 each.", "18"),
