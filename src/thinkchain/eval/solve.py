@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from ..answers import expected_kind, extract_answer_for, normalise_gold, same_answer, vote
+from ..answers import expected_kind, extract_answer_for, normalise_gold, same_answer
 from ..backends.base import Backend
 from ..chain import Chain
 from ..events import ChainError, Usage
@@ -16,6 +16,7 @@ from ..strategies import EarlyStop, SelfConsistency
 from .items import Item
 from .modes import EvalMode
 from .records import Record
+from .stats import sample_vote
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,9 @@ async def _self_consistency(
 
 def rescore(record: Record) -> Record:
     """``record`` scored again from its stored answer text(s) with today's normaliser."""
-    texts = record.extra.get("sample_answers")
-    if record.mode.startswith("sc") and isinstance(texts, list):
-        prediction = vote([extract_answer_for(t, record.gold) for t in texts]).winner
+    stored = sample_vote(record) if record.mode.startswith("sc") else None
+    if stored is not None:
+        prediction = stored.winner
     else:
         prediction = extract_answer_for(record.answer, record.gold)
     record.prediction = prediction

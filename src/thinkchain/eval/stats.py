@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..answers import extract_answer_for, same_answer, vote
+from ..answers import Vote, extract_answer_for, same_answer, vote
 from .records import Record
 
 # The two-sided 95 % quantile of the standard normal distribution.
@@ -274,6 +274,15 @@ class AgreementGroup:
         return self.correct / self.items if self.items else 0.0
 
 
+def sample_vote(record: Record) -> Vote | None:
+    """The vote of an sc record taken again from its stored sample answers, read with today's
+    normaliser; None for a record that kept no sample answers."""
+    texts = record.extra.get("sample_answers")
+    if not isinstance(texts, list) or not texts:
+        return None
+    return vote([extract_answer_for(t, record.gold) for t in texts])
+
+
 def vote_agreement(records: Iterable[Record], modes: Sequence[str]) -> list[AgreementGroup]:
     """Per sc mode, items grouped by "winner's votes of samples run", most agreement first.
 
@@ -282,12 +291,12 @@ def vote_agreement(records: Iterable[Record], modes: Sequence[str]) -> list[Agre
     """
     groups: dict[tuple[str, int, int], list[bool]] = {}
     for record in records:
-        texts = record.extra.get("sample_answers")
-        if record.mode not in modes or not isinstance(texts, list) or not texts:
+        result = sample_vote(record) if record.mode in modes else None
+        if result is None:
             continue
-        result = vote([extract_answer_for(t, record.gold) for t in texts])
         votes = result.counts.get(result.winner, 0) if result.winner else 0
-        groups.setdefault((record.mode, votes, len(texts)), []).append(record.correct)
+        started = len(record.extra["sample_answers"])
+        groups.setdefault((record.mode, votes, started), []).append(record.correct)
     order = {mode: i for i, mode in enumerate(modes)}
     keys = sorted(groups, key=lambda k: (order[k[0]], -k[1] / k[2], -k[2]))
     return [AgreementGroup(*key, items=len(groups[key]), correct=sum(groups[key])) for key in keys]
