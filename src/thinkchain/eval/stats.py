@@ -199,6 +199,7 @@ class _Check:
     revised: bool
     right_before: bool | None
     right_after: bool
+    of_sample: bool = False  # the check of one sample of self-consistency
 
 
 def _checks(record: Record) -> list[_Check]:
@@ -213,7 +214,7 @@ def _checks(record: Record) -> list[_Check]:
         after = extra.get("sample_answers") or []
         before = extra.get("sample_answers_before_check") or []
         return [
-            _Check(bool(flag), right(text), bool(right(answer)))
+            _Check(bool(flag), right(text), bool(right(answer)), of_sample=True)
             for flag, answer, text in zip(flags, after, before, strict=False)
         ]
     if "revised" not in extra:
@@ -226,12 +227,9 @@ def verification_effects(
 ) -> list[VerificationEffect]:
     """Per ``+verify`` mode: how many answers the check revised, and in which direction."""
     by_mode: dict[str, list[_Check]] = {m: [] for m in modes}
-    per_sample: set[str] = set()
     for record in records:
         if record.mode in by_mode:
             by_mode[record.mode].extend(_checks(record))
-            if "samples_revised" in record.extra:
-                per_sample.add(record.mode)
     effects = []
     for mode, checks in by_mode.items():
         if not checks:
@@ -253,7 +251,7 @@ def verification_effects(
                 broken=sum(1 for b, a in pairs if b is True and not a),
                 wrong_to_wrong=sum(1 for b, a in pairs if b is False and not a),
                 unknown=sum(1 for b, _ in pairs if b is None),
-                per_sample=mode in per_sample,
+                per_sample=any(c.of_sample for c in checks),
             )
         )
     return effects
