@@ -49,11 +49,16 @@ def per_1k(value: float | None) -> str:
     return "–" if value is None else f"{value:.3g}"
 
 
+def accuracy_cell(accuracy: float, low: float, high: float) -> str:
+    """The share right and its 95 % interval, "79.0 % (72.8–84.1)", alike in every table."""
+    return f"{percent(accuracy)} ({100 * low:.1f}–{100 * high:.1f})"
+
+
 def _row(s: ModeSummary) -> list[str]:
     return [
         s.mode,
         str(s.items),
-        f"{percent(s.accuracy)} ({100 * s.low:.1f}–{100 * s.high:.1f})",
+        accuracy_cell(s.accuracy, s.low, s.high),
         f"{s.mean_steps:.1f}",
         f"{s.mean_completion_tokens:,.0f}",
         f"{s.mean_prompt_tokens:,.0f}",
@@ -151,7 +156,7 @@ def agreement_table(groups: Sequence[AgreementGroup]) -> str:
         low, high = wilson_interval(g.correct, g.items)
         lines.append(
             f"| {g.mode} | {g.votes} of {g.samples} | {g.items} | {g.correct} | "
-            f"{percent(g.accuracy)} ({100 * low:.1f}–{100 * high:.1f}) |"
+            f"{accuracy_cell(g.accuracy, low, high)} |"
         )
     return "\n".join(lines) + "\n"
 
