@@ -157,11 +157,15 @@ class SelfConsistency(_bridge.EventRunner[StrategyEvent, "Outcome"]):
             raise ValueError("k must be at least 1")
         if early_stop not in ("off", "decisive", "agree"):
             raise ValueError(f"unknown early_stop {early_stop!r}")
+        if agree_n < 2:
+            # Refused rather than raised to 2 behind the caller's back: one answer agrees with
+            # nothing, and the CLI says the same.
+            raise ValueError("agree_n must be at least 2")
         self.backend = backend
         self.settings = settings or ChainSettings()
         self.k = k
         self.early_stop = early_stop
-        self.agree_n = max(2, agree_n)
+        self.agree_n = agree_n
         self.parallel = runs_in_parallel(backend) if parallel is None else parallel
         self.expect = expect
         base_seed = self.settings.seed if self.settings.seed is not None else 0

@@ -193,6 +193,8 @@ def test_k_and_early_stop_are_validated() -> None:
         SelfConsistency(ScriptedBackend(), k=0)
     with pytest.raises(ValueError):
         SelfConsistency(ScriptedBackend(), early_stop="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="agree_n must be at least 2"):
+        SelfConsistency(ScriptedBackend(), early_stop="agree", agree_n=1)
 
 
 @pytest.mark.parametrize(
