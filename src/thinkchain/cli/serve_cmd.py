@@ -202,14 +202,7 @@ def _vllm_server(
         api_key=api_key,
         extra_args=extra,
     )
-    server = engine.ServerProcess(
-        engine.vllm_command(opts),
-        engine.base_url(opts.host, opts.port),
-        name="vLLM server",
-        api_key=api_key,
-        echo=None if quiet else sys.stderr,
-    )
-    return server, opts.served_name
+    return _server_process(engine.vllm_command(opts), opts, "vLLM server", api_key, quiet)
 
 
 def _vllm_model_location(model: str) -> str:
@@ -261,10 +254,21 @@ def _llamacpp_server(
         api_key=api_key,
         extra_args=extra,
     )
+    return _server_process(engine.llamacpp_command(opts), opts, "llama.cpp server", api_key, quiet)
+
+
+def _server_process(
+    command: list[str],
+    opts: engine.VllmOptions | engine.LlamaCppOptions,
+    name: str,
+    api_key: str | None,
+    quiet: bool,
+) -> tuple[engine.ServerProcess, str]:
+    """The server process for either engine, with the model name its clients must ask for."""
     server = engine.ServerProcess(
-        engine.llamacpp_command(opts),
+        command,
         engine.base_url(opts.host, opts.port),
-        name="llama.cpp server",
+        name=name,
         api_key=api_key,
         echo=None if quiet else sys.stderr,
     )
