@@ -6,6 +6,7 @@ rebuilt from every section, so scripts can be rerun one at a time.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -19,6 +20,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "benchmarks" / "sections"
 REPORT = ROOT / "BENCHMARKS.md"
+# The shared GSM8K file, read in place (it is not copied into the project).
+GSM8K = ROOT.parent / "shared" / "datasets" / "gsm8k_train_500.jsonl"
+
+
+def gsm8k_items() -> list[dict]:
+    """Every item of the shared GSM8K file, in file order."""
+    lines = GSM8K.read_text(encoding="utf-8").split("\n")
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def _version(package: str) -> str:

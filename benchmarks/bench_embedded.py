@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from benchmarks._report import stats, write_section
+from benchmarks._report import gsm8k_items, stats, write_section
 from thinkchain import Chain, ChainSettings
 from thinkchain.backends.base import GenerationRequest, TextChunk
 from thinkchain.backends.llama_engine import _common_prefix
@@ -37,7 +37,6 @@ from thinkchain.models import DEFAULT_MODEL, path_of
 from thinkchain.prompts import prompt
 from thinkchain.steps import STEP_SCHEMA, StepFormatError, parse_step
 
-GSM8K = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "gsm8k_train_500.jsonl"
 QUESTION = (
     "Explain in detail, with several paragraphs, how to count the letters r in the word "
     "strawberry, and why people and language models get it wrong."
@@ -224,11 +223,7 @@ def main() -> None:
         extra_valid += valid(text)
     cost = [mask_cost_us(ours) for _ in range(5)]
 
-    questions = [
-        json.loads(line)["question"]
-        for line in GSM8K.read_text(encoding="utf-8").split("\n")
-        if line.strip()
-    ]
+    questions = [item["question"] for item in gsm8k_items()]
     reuse = chain_reuse(ours, questions[: args.chains], args.steps)
     ref = statistics.median(results["raw"])
     ratio_masked = [m / r for m, r in zip(results["masked"], results["raw"], strict=True)]

@@ -20,14 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import ROOT, stats, write_section
+from benchmarks._report import ROOT, gsm8k_items, stats, write_section
 from thinkchain import Chain, ChainSettings
 from thinkchain.answers import extract_answer, normalise_gold, same_answer
 from thinkchain.backends.llamacpp import LlamaCppBackend
 from thinkchain.models import DEFAULT_MODEL, path_of
 from thinkchain.settings import DEFAULT_MODE
-
-GSM8K = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "gsm8k_train_500.jsonl"
 
 # Our own wording of the seed-style instructions (the seed's text is not copied).
 NAIVE_SYSTEM = (
@@ -244,9 +242,7 @@ def main() -> None:
         help="sampling seed of both sides (default: from the clock, so repeated runs differ)",
     )
     args = parser.parse_args()
-    items = [
-        json.loads(line) for line in GSM8K.read_text(encoding="utf-8").split("\n") if line.strip()
-    ][: args.n]
+    items = gsm8k_items()[: args.n]
     args.record.parent.mkdir(parents=True, exist_ok=True)
     if args.fresh:
         args.record.unlink(missing_ok=True)
