@@ -87,8 +87,8 @@ generated tokens per second of all {args.requests} together.
 |---:|---:|---:|
 {rows}
 
-An eval with `--concurrency N` loads the model with N slots (at most 8); a self-consistency
-vote's K samples share them.
+`thinkchain eval` loads the model with a slot for every sequence it runs at once
+(`--concurrency` items, times K samples when an sc mode runs), at most 8.
 """
     write_section("parallel", "Slots: sequences decoded together", body)
     print(body)
