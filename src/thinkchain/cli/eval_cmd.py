@@ -165,8 +165,7 @@ def evaluate(
         )
         out_dir = out or Path("results") / data.name
         # Every sc item runs K samples at once, so the embedded model gets a slot for each of
-        # them (up to its cap): on two cores 8 slots decode 1.14 x faster than 4
-        # (benchmarks/bench_parallel.py).
+        # them (the factory caps the count where more stop paying).
         samples = k if any(mode.strategy == "sc" for mode in chosen) else 1
         backend = backend_from_options(
             base_url,
