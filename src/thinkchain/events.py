@@ -76,6 +76,43 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class CodeRun:
+    """One fenced Python block of a step, run in the sandbox, and what came of it."""
+
+    code: str
+    output: str  # stdout and stderr in order, cut to the sandbox's output limit
+    status: str  # the sandbox's status: "ok", "error", "timeout", "memory", ...
+    error: str | None  # the traceback's last lines, or the limit that stopped it
+    seconds: float  # start to result
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "output": self.output,
+            "status": self.status,
+            "error": self.error,
+            "seconds": round(self.seconds, 4),
+            "truncated": self.truncated,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodeRun:
+        return cls(
+            code=str(data.get("code", "")),
+            output=str(data.get("output", "")),
+            status=str(data.get("status", "ok")),
+            error=data.get("error"),
+            seconds=float(data.get("seconds", 0.0)),
+            truncated=bool(data.get("truncated", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """One finished reasoning step."""
 
@@ -88,9 +125,11 @@ class Step:
     usage: Usage  # all attempts of this step together
     attempts: int = 1
     notes: tuple[str, ...] = ()  # e.g. "kept going: minimum steps", "repaired: cut at max tokens"
+    # The step's Python blocks as they ran (code steps only); the code is also in ``content``.
+    runs: tuple[CodeRun, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "index": self.index,
             "title": self.title,
             "content": self.content,
@@ -101,6 +140,9 @@ class Step:
             "attempts": self.attempts,
             "notes": list(self.notes),
         }
+        if self.runs:  # absent for steps without code, so older records read the same
+            data["runs"] = [run.to_dict() for run in self.runs]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
@@ -114,6 +156,7 @@ class Step:
             usage=Usage.from_dict(data.get("usage", {})),
             attempts=int(data.get("attempts", 1)),
             notes=tuple(data.get("notes", ())),
+            runs=tuple(CodeRun.from_dict(run) for run in data.get("runs", ())),
         )
 
 
@@ -310,6 +353,24 @@ class StepDelta(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CodeStarted(Event):
+    """The step's Python block is running in the sandbox (the code is already in the content)."""
+
+    type: ClassVar[str] = "code_started"
+    index: int
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class CodeDone(Event):
+    """The step's Python block finished: its output, or the error the model will see."""
+
+    type: ClassVar[str] = "code_done"
+    index: int
+    run: CodeRun
+
+
+@dataclass(frozen=True, slots=True)
 class Retry(Event):
     """An attempt was thrown away; the step (or the answer) starts again from empty text."""
 
@@ -374,6 +435,8 @@ ChainEvent = (
     ChainStarted
     | StepStarted
     | StepDelta
+    | CodeStarted
+    | CodeDone
     | Retry
     | StepDiscarded
     | StepDone

@@ -18,6 +18,9 @@ MODES: tuple[str, ...] = ("iterative", "iterative-text", "single-pass", "direct"
 # single-pass wins on accuracy per second on the embedded model (README, "Results").
 DEFAULT_MODE: Mode = "single-pass"
 ENV_MODE = "THINKCHAIN_MODE"  # the mode `ask` and the page start with
+# Tools a chain's steps may use; "python": a fenced Python block in a step runs in the sandbox.
+Tool = Literal["python"]
+TOOLS: tuple[str, ...] = ("python",)
 
 # The seed and g1 allow one step too many through an off-by-one; ours is exact.
 DEFAULT_MAX_STEPS = 25
@@ -46,6 +49,10 @@ class ChainSettings(BaseModel):
     seed: int | None = None
     # After the answer, check it by solving again another way; a different result revises it.
     verify: bool = False
+    # Code steps: the model may write a Python block in a step; it runs in the sandbox and the
+    # model continues with its output.  max_code_runs bounds the runs of one chain.
+    tools: tuple[Tool, ...] = ()
+    max_code_runs: int = Field(6, ge=1, le=50)
     # Transport failures (refused, timed out, cut, 429, 5xx) retried per call, with exponential
     # backoff from retry_base_delay, capped at retry_max_delay; a server's Retry-After wins.
     max_retries: int = Field(4, ge=0, le=20)
