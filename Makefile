@@ -25,11 +25,12 @@ model: install
 	$(BIN)/thinkchain models pull default
 	$(BIN)/thinkchain models pull small
 
-# Debian packages the browser test needs (Chromium); skipped when already present.
+# Debian packages the browser tests need (Chromium, and a CJK font so Chinese renders as
+# glyphs, not boxes); skipped when already present.
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
-		else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; }
+	@{ command -v chromium && dpkg -s fonts-noto-cjk; } >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk; \
+		else sudo apt-get update -q && sudo apt-get install -y -q chromium fonts-noto-cjk; fi; }
 
 # The web page on the embedded default model: http://127.0.0.1:8501 (PORT=... to change).
 PORT ?= 8501
