@@ -22,6 +22,17 @@ ENV_MODE = "THINKCHAIN_MODE"  # the mode `ask` and the page start with
 Tool = Literal["python"]
 TOOLS: tuple[str, ...] = ("python",)
 
+
+def parse_tools(text: str) -> tuple[str, ...]:
+    """``"python"`` or ``"python,..."`` (or empty, or "none") -> the tools, checked."""
+    names = [n.strip().lower() for n in text.replace(" ", ",").split(",") if n.strip()]
+    names = [n for n in names if n != "none"]
+    unknown = [n for n in names if n not in TOOLS]
+    if unknown:
+        raise ValueError(f"unknown tool {unknown[0]!r}: the tools are {', '.join(TOOLS)}")
+    return tuple(dict.fromkeys(names))
+
+
 # The seed and g1 allow one step too many through an off-by-one; ours is exact.
 DEFAULT_MAX_STEPS = 25
 HARD_MAX_STEPS = 200

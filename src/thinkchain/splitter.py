@@ -72,6 +72,8 @@ class StepSplitter:
     def __init__(self) -> None:
         self._line = ""  # the current, unfinished line
         self._line_is_text = False  # the current line is known not to be a heading
+        self._whole_line = ""  # everything of the current line, held back or passed on
+        self.in_fence = False  # inside a ``` code block, where nothing is a heading
         self.in_answer = False
         self.steps_seen = 0
 
@@ -95,15 +97,18 @@ class StepSplitter:
         return out
 
     def _partial(self, text: str, out: list[Piece], complete: bool = False) -> None:
-        if self.in_answer or self._line_is_text:
+        self._whole_line += text
+        if self.in_answer or self._line_is_text or self.in_fence:
             self._emit_text(text, out)
             if complete:
                 self._line_is_text = False
+                self._end_line()
             return
         self._line += text
         if complete:
             line, self._line = self._line, ""
             self._complete_line(line, out)
+            self._end_line()
             return
         inline = _INLINE_ANSWER.match(self._line)
         if inline:
@@ -121,6 +126,12 @@ class StepSplitter:
         self._line = ""
         self._line_is_text = True
         self._emit_text(line, out)
+
+    def _end_line(self) -> None:
+        # A line opening or closing a code fence: a "# Step 1" comment in code is no heading.
+        if self._whole_line.lstrip().startswith("```"):
+            self.in_fence = not self.in_fence
+        self._whole_line = ""
 
     def _complete_line(self, line: str, out: list[Piece]) -> None:
         body = line.rstrip("\n")

@@ -61,12 +61,28 @@ def test_chain_keeps_the_default_mode_and_other_settings() -> None:
     [
         ("magic", "unknown mode 'magic'"),
         ("chain:magic", "unknown mode 'chain:magic'"),
-        ("chain+check", "the only suffix is +verify"),
+        ("chain+check", "the suffixes are +python, +verify"),
+        ("chain+python+python", "the suffixes are +python, +verify"),
     ],
 )
 def test_unknown_modes_are_refused_with_the_valid_ones(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         parse_mode(text)
+
+
+def test_python_suffix_turns_code_steps_on_with_or_without_verification() -> None:
+    base = ChainSettings()
+    plain = parse_mode("chain").settings(base)
+    coded = parse_mode("chain+python").settings(base)
+    both = parse_mode("sc:iterative+python+verify")
+    assert plain.tools == () and coded.tools == ("python",)
+    assert (both.strategy, both.chain_mode, both.verify, both.python) == (
+        "sc",
+        "iterative",
+        True,
+        True,
+    )
+    assert both.settings(base).tools == ("python",) and both.settings(base).verify
 
 
 def test_parse_modes_keeps_order_and_drops_duplicates() -> None:

@@ -178,8 +178,25 @@ def demo_backend() -> ScriptedBackend:
         + f"### Answer\n{answer}\n"
     )
 
+    # With code steps on, the chain counts with a program first, then reads its output.
+    code_chain = (
+        "### Step 1: Count the letters with a program\n"
+        "Counting letters by eye is error-prone, so let Python do it.\n"
+        '```python\nword = "strawberry"\nprint(word.count("r"))\n```\n'
+    )
+    code_rest = (
+        "### Step 2: Read the output\nThe program printed 3: the letter r occurs 3 times.\n\n"
+        "### Step 3: Check by position\n"
+        "s-t-**r**-a-w-b-e-**r**-**r**-y: positions 3, 8 and 9, so 3 again.\n\n"
+        f"### Answer\n{answer}\n"
+    )
+
     def by_purpose(request: GenerationRequest) -> ScriptItem:
         if request.purpose == "chain":  # single-pass: the whole chain in one reply
+            system = request.messages[0].get("content", "") if request.messages else ""
+            if "```python" in system:
+                ran = any(m["role"] == "assistant" for m in request.messages)
+                return Reply(code_rest if ran else code_chain, delay=0.02)
             return Reply(chain, delay=0.02)
         if request.purpose in ("direct", "cot"):
             return Reply(direct, delay=0.01)

@@ -8,7 +8,9 @@ changes here:
 * ``chain:MODE``                a chain in any mode of ``MODES``;
 * ``sc`` / ``sc:MODE``          self-consistency: K chains of that mode, majority vote;
 * ``+verify`` after any mode     the chain's verification phase (``ChainSettings.verify``):
-  solve again another way, revise the answer on disagreement (``chain+verify``, ...).
+  solve again another way, revise the answer on disagreement (``chain+verify``, ...);
+* ``+python`` after any mode     code steps (``ChainSettings.tools``): the model may run Python
+  in the sandbox while it reasons (``chain+python``, ``sc+python``, ``chain+python+verify``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Literal
 
 from ..settings import MODES, ChainSettings
 
+SUFFIXES = ("python", "verify")
+
 
 @dataclass(frozen=True)
 class EvalMode:
@@ -25,6 +29,7 @@ class EvalMode:
     strategy: Literal["chain", "sc"]
     chain_mode: str | None  # a ChainSettings mode; None keeps the settings' own mode
     verify: bool = False
+    python: bool = False
 
     def settings(self, base: ChainSettings) -> ChainSettings:
         """``base`` with this mode's chain mode, and verification when the mode asks for it."""
@@ -33,6 +38,8 @@ class EvalMode:
             update["mode"] = self.chain_mode
         if self.verify and not base.verify:
             update["verify"] = True
+        if self.python and "python" not in base.tools:
+            update["tools"] = (*base.tools, "python")
         if not update:
             return base
         return ChainSettings.model_validate({**base.model_dump(), **update})
@@ -42,20 +49,29 @@ def mode_names() -> list[str]:
     """Every name :func:`parse_mode` accepts, for help texts and error messages."""
     chains = [f"chain:{m}" for m in MODES]
     samples = [f"sc:{m}" for m in MODES]
-    return ["direct", "cot", "chain", "sc", *chains, *samples, "MODE+verify"]
+    return ["direct", "cot", "chain", "sc", *chains, *samples, "MODE+python", "MODE+verify"]
 
 
 def parse_mode(text: str) -> EvalMode:
     name = text.strip().lower()
-    base, plus, suffix = name.partition("+")
-    if plus and suffix != "verify":
-        raise ValueError(f"unknown mode {text!r}: the only suffix is +verify")
+    base, *suffixes = name.split("+")
+    unknown = [s for s in suffixes if s not in SUFFIXES]
+    if unknown or len(set(suffixes)) < len(suffixes):
+        raise ValueError(
+            f"unknown mode {text!r}: the suffixes are {', '.join('+' + s for s in SUFFIXES)}"
+        )
     strategy, _, chain_mode = base.partition(":")
     if strategy in MODES and not chain_mode:  # "direct", "cot": the one-call baselines
         strategy, chain_mode = "chain", base
     if strategy not in ("chain", "sc") or (chain_mode and chain_mode not in MODES):
         raise ValueError(f"unknown mode {text!r}: use {', '.join(mode_names())}")
-    return EvalMode(name, strategy, chain_mode or None, verify=bool(plus))  # type: ignore[arg-type]
+    return EvalMode(
+        name,
+        strategy,  # type: ignore[arg-type]
+        chain_mode or None,
+        verify="verify" in suffixes,
+        python="python" in suffixes,
+    )
 
 
 def parse_modes(text: str) -> list[EvalMode]:

@@ -15,8 +15,9 @@ carries the steps written so far (the in-process backend finds them in its KV ca
 * a step that repeats an earlier one, degenerates (the guard's loop or whitespace checks) or
   runs past that limit is dropped: the chain continues after the finished steps a little
   hotter, and after ``max_attempts`` such runaways the reasoning ends and the answer is asked
-  for.  (A small model that copies step 1 as step 2 is stuck, not done: ending the reasoning
-  there left one-step chains whose answers were mostly wrong.)
+  for (a model that copies a step is stuck, not done);
+* with code steps on, a step ends at its closed Python block: the block runs in the sandbox
+  and the chain continues after that step with the output in view.
 
 Usage: the call's completion tokens are split between steps by the chunks each received;
 its prompt tokens are counted with the first step of the request.
@@ -26,13 +27,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from time import perf_counter
-from typing import TYPE_CHECKING
 
-from .backends.base import GenerationRequest, Message
-from .events import (
+from ..backends.base import GenerationRequest, Message
+from ..events import (
     AnswerDelta,
     AnswerDone,
     AnswerStarted,
+    ChainStarted,
     FinalAnswer,
     Step,
     StepDelta,
@@ -41,17 +42,17 @@ from .events import (
     StepStarted,
     Usage,
 )
-from .guards import TEMPERATURE_BUMP, Degenerated, why_repeated
-from .prompts import prompt
-from .splitter import Piece, StepSplitter
+from ..guards import Degenerated, why_repeated
+from ..labels import label
+from ..model_calls import ModelCalls, RetryTarget
+from ..prompts import prompt
+from ..splitter import Piece, StepSplitter
+from .code import CodeSteps, code_block_end
 
-if TYPE_CHECKING:
-    from .chain import _Run
-
-_TOKENS_PER_STEP_BUDGET = 3  # the one reply may use max_tokens_per_step × this many tokens
+TOKENS_PER_STEP_BUDGET = 3  # the one reply may use max_tokens_per_step × this many tokens
 
 
-class _EndStream(Exception):
+class EndStream(Exception):
     """Raised from the text callback to close the stream on purpose."""
 
     def __init__(self, reason: str) -> None:
@@ -71,13 +72,17 @@ class _OpenStep:
 
 
 class SinglePass:
-    def __init__(self, run: _Run, question: str, lang: str) -> None:
-        self.run = run
-        self.settings = run.settings
+    def __init__(self, calls: ModelCalls, question: str, lang: str) -> None:
+        self.calls = calls
+        self.settings = calls.settings
         self.lang = lang
+        self.code = CodeSteps.for_chain(calls, lang)
+        system = prompt(lang, "single_pass_system")
+        if self.code is not None:
+            system += "\n\n" + self.code.instructions
         self.base: list[Message] = [
-            {"role": "system", "content": prompt(lang, "single_pass_system")},
-            *run.context,
+            {"role": "system", "content": system},
+            *calls.context,
             {"role": "user", "content": question},
         ]
         self.transcript = ""  # raw text of every finished step, as the model wrote it
@@ -91,7 +96,8 @@ class SinglePass:
         self.answer_announced = False
         self.stop_reason: str | None = None
         self.runaway_reason = ""
-        self.temperature = run.settings.temperature  # raised after a runaway, to leave the rut
+        self.pending_code: Step | None = None  # closed with a Python block not yet run
+        self.temperature = calls.settings.temperature  # raised after a runaway, to leave the rut
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -103,19 +109,19 @@ class SinglePass:
         s = self.settings
         return GenerationRequest(
             messages=messages,
-            max_tokens=s.max_tokens_per_step * _TOKENS_PER_STEP_BUDGET,
+            max_tokens=s.max_tokens_per_step * TOKENS_PER_STEP_BUDGET,
             temperature=self.temperature,
             seed=s.seed,
             purpose="chain",
         )
 
     def _continue_text(self) -> str:
-        return prompt(self.lang, "continue_chain").format(next=len(self.run.result.steps) + 1)
+        return prompt(self.lang, "continue_chain").format(next=len(self.calls.result.steps) + 1)
 
-    def _restart_after_failure(self) -> tuple[str, int, GenerationRequest]:
+    def _restart_after_failure(self) -> tuple[RetryTarget, int, GenerationRequest]:
         """A transport failure cut the stream: keep finished steps, continue after them."""
         index = self.open.index if self.open else 0
-        target = "answer" if self.in_answer else "step"
+        target: RetryTarget = "answer" if self.in_answer else "step"
         self._drop_open()
         self._reset_stream_state()
         return target, index, self._request()
@@ -128,8 +134,10 @@ class SinglePass:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    async def run_chain(self) -> None:
-        run, s = self.run, self.settings
+    async def run(self) -> None:
+        calls, s, result = self.calls, self.settings, self.calls.result
+        calls.check_fits(self.base)
+        calls.emit(ChainStarted(result.question, self.lang, calls.backend.model, result.mode))
         follow_up: str | None = None
         early_answers = 0  # answers held back for min_steps; bounded so the loop ends
         runaways = 0  # replies cut for a step that repeated, degenerated or ran too long
@@ -139,12 +147,12 @@ class SinglePass:
             request = self._request(follow_up)
             follow_up = None
             completion_usage = Usage()
-            first_step = len(run.result.steps)
+            first_step = len(result.steps)
             try:
-                generated = await run._generate(
+                generated = await calls.generate(
                     request,
                     "step",
-                    len(run.result.steps) + 1,
+                    len(result.steps) + 1,
                     self._on_text,
                     restart=self._restart_after_failure,
                 )
@@ -153,12 +161,16 @@ class SinglePass:
                     for piece in self.splitter.finish():
                         self._handle(piece)
                     self._close_open()  # the reply ended inside a step: that step is complete
-            except _EndStream as end:
+            except EndStream as end:
                 self.stop_reason = end.reason
             except Degenerated as bad:
                 self._record_runaway(bad.reason, fallback=bad.text)
                 self.stop_reason, self.runaway_reason = "runaway", bad.reason
             self._account_prompt(completion_usage, first_step)
+            if self.stop_reason == "code":
+                # A step ended with a Python block: run it, then go on with its output in view.
+                follow_up = await self._run_code()
+                continue
             if self.stop_reason == "runaway":
                 runaways += 1
                 if self._drop_runaway(runaways):
@@ -167,18 +179,18 @@ class SinglePass:
             if self.stop_reason == "too_early" and early_answers < s.max_attempts:
                 early_answers += 1
                 # The model answered before min_steps: its answer is held back; ask it to check.
-                remaining = s.min_steps - len(run.result.steps)
+                remaining = s.min_steps - len(result.steps)
                 follow_up = prompt(self.lang, "keep_checking_chain").format(
-                    remaining=remaining, next=len(run.result.steps) + 1
+                    remaining=remaining, next=len(result.steps) + 1
                 )
                 continue
             if self.stop_reason in ("step_limit", "too_early"):
                 self._drop_open()
-                run.result.hit_step_limit = self.stop_reason == "step_limit"
+                result.hit_step_limit = self.stop_reason == "step_limit"
                 break
             self._close_open()
             if self.in_answer and "".join(self.answer_parts).strip():
-                produced_steps = first_step < len(run.result.steps)
+                produced_steps = first_step < len(result.steps)
                 self._finish_answer(completion_usage, with_prompt=not produced_steps)
                 return
             break
@@ -186,7 +198,17 @@ class SinglePass:
         messages = list(self.base)
         if self.transcript:
             messages.append({"role": "assistant", "content": self.transcript.rstrip()})
-        await run._answer(messages, self.lang, announce=not self.answer_announced)
+        await calls.answer(messages, self.lang, announce=not self.answer_announced)
+
+    async def _run_code(self) -> str:
+        """Runs the code of the step just closed; the text that asks the model to go on."""
+        assert self.code is not None and self.pending_code is not None
+        steps = self.calls.result.steps
+        step, told = await self.code.run_step(self.pending_code)
+        self.pending_code = None
+        steps[-1] = step
+        self.calls.emit(StepDone(step))
+        return f"{told}\n\n{self._continue_text()}" if told else self._continue_text()
 
     # -- stream handling ----------------------------------------------------------------------
 
@@ -201,7 +223,7 @@ class SinglePass:
         try:
             for piece in self.splitter.feed(delta):
                 self._handle(piece)
-        except _EndStream as end:
+        except EndStream as end:
             self.stop_reason = end.reason
             return True
         # Token accounting: each chunk is one token for llama.cpp and about one for servers.
@@ -220,16 +242,16 @@ class SinglePass:
         return False
 
     def _handle(self, piece: Piece) -> None:
-        run = self.run
+        calls = self.calls
         if piece.kind == "step":
             self._close_open()
-            if len(run.result.steps) >= self.settings.max_steps:
-                raise _EndStream("step_limit")
+            if len(calls.result.steps) >= self.settings.max_steps:
+                raise EndStream("step_limit")
             self._open_step(piece.text, piece.number)
         elif piece.kind == "title":
             assert self.open is not None
             self.open.title = piece.text
-            run.emit(StepDelta(self.open.index, "title", piece.text))
+            calls.emit(StepDelta(self.open.index, "title", piece.text))
         elif piece.kind == "content":
             if self.open is None:
                 if not piece.text.strip():
@@ -240,19 +262,21 @@ class SinglePass:
             if self.open.ttft is None:
                 self.open.ttft = perf_counter() - self.open.started
             self.open.content.append(piece.text)
-            run.emit(StepDelta(self.open.index, "content", piece.text))
+            calls.emit(StepDelta(self.open.index, "content", piece.text))
+            if self.code is not None and "`" in piece.text:
+                self._end_at_code()
         elif piece.kind == "answer_start":
             self._close_open()
-            if len(run.result.steps) < self.settings.min_steps:
-                raise _EndStream("too_early")
+            if len(calls.result.steps) < self.settings.min_steps:
+                raise EndStream("too_early")
             self.in_answer = True
             self.answer_started = perf_counter()
             if not self.answer_announced:
                 self.answer_announced = True
-                run.emit(AnswerStarted())
+                calls.emit(AnswerStarted())
         elif piece.kind == "answer":
             self.answer_parts.append(piece.text)
-            run.emit(AnswerDelta(piece.text))
+            calls.emit(AnswerDelta(piece.text))
 
     def _record_runaway(self, reason: str, fallback: str = "") -> None:
         """Counts a runaway and keeps the text that ran away: the open step's, or the answer's."""
@@ -261,61 +285,66 @@ class SinglePass:
         elif self.open is not None:
             index, text = self.open.index, "".join(self.open.content)
         else:
-            index, text = len(self.run.result.steps) + 1, fallback
-        self.run.result.record_cut(index, reason, text, repeat=False)
+            index, text = len(self.calls.result.steps) + 1, fallback
+        self.calls.result.record_cut(index, reason, text, repeat=False)
 
     def _drop_runaway(self, runaways: int) -> bool:
         """Drops what ran away (the open step, or the answer being written); True to try the
         reasoning again after the finished steps, False to go and ask for the answer."""
-        run = self.run
+        calls = self.calls
         if self.in_answer:
             # The steps are fine; only the answer degenerated: ask for it on its own.
-            run.result.wasted_usage = run.result.wasted_usage + Usage(
-                completion_tokens=self.answer_tokens, estimated=True
-            )
-            run._retry("answer", 0, 1, self.runaway_reason)
+            calls.waste_tokens(self.answer_tokens)
+            calls.retry("answer", 0, 1, self.runaway_reason)
             self.in_answer = False
             return False
-        index = self.open.index if self.open else len(run.result.steps) + 1
+        index = self.open.index if self.open else len(calls.result.steps) + 1
         self._drop_open()
         if runaways >= self.settings.max_attempts:
-            run.emit(StepDiscarded(index, f"{self.runaway_reason}; reasoning stops here"))
+            calls.emit(StepDiscarded(index, f"{self.runaway_reason}; reasoning stops here"))
             return False
-        self.temperature = min(1.0, self.temperature + TEMPERATURE_BUMP)
-        run._retry("step", index, runaways, self.runaway_reason)
+        self.temperature = calls.hotter(self.temperature)
+        calls.retry("step", index, runaways, self.runaway_reason)
         return True
 
     def _open_step(self, heading: str, number: int) -> None:
-        index = len(self.run.result.steps) + 1
+        index = len(self.calls.result.steps) + 1
         self.open = _OpenStep(index=index, heading=heading, started=perf_counter())
-        self.run.emit(StepStarted(index))
+        self.calls.emit(StepStarted(index))
 
     def _drop_open(self) -> None:
         if self.open is not None:
-            self.run.result.wasted_usage = self.run.result.wasted_usage + Usage(
-                completion_tokens=self.open.tokens, estimated=True
-            )
+            self.calls.waste_tokens(self.open.tokens)
             self.open = None
 
-    def _close_open(self) -> None:
+    def _end_at_code(self) -> None:
+        """Ends the step, and the reply, once the step's Python block is closed."""
+        assert self.open is not None
+        text = "".join(self.open.content)
+        end = code_block_end(text)
+        if end is None:
+            return
+        self.open.content = [text[:end] + "\n"]
+        self.open.tokens += 1  # the chunk that closed the block
+        self.pending_code = self._close_open(announce=False)
+        raise EndStream("code")
+
+    def _close_open(self, *, announce: bool = True) -> Step | None:
+        """Turns the open step into a finished one (announced unless its code must run first)."""
         step_state, self.open = self.open, None
         if step_state is None:
-            return
-        run = self.run
+            return None
+        calls = self.calls
         content = "".join(step_state.content).strip()
         if not content and not step_state.title:
-            return
-        repeated = why_repeated(content, [step.content for step in run.result.steps])
+            return None
+        repeated = why_repeated(content, [step.content for step in calls.result.steps])
         if repeated:
-            run.result.record_cut(step_state.index, repeated, content, repeat=True)
-            run.result.wasted_usage = run.result.wasted_usage + Usage(
-                completion_tokens=step_state.tokens, estimated=True
-            )
+            tokens = Usage(completion_tokens=step_state.tokens, estimated=True)
+            calls.cut(step_state.index, repeated, content, repeat=True, usage=tokens)
             self.runaway_reason = f"step {step_state.index}: {repeated}"
-            raise _EndStream("runaway")
-        title = step_state.title or (
-            f"Step {step_state.index}" if self.lang == "en" else f"步骤 {step_state.index}"
-        )
+            raise EndStream("runaway")
+        title = step_state.title or label(self.lang, "untitled_step", index=step_state.index)
         step = Step(
             index=step_state.index,
             title=title,
@@ -325,28 +354,30 @@ class SinglePass:
             ttft=step_state.ttft,
             usage=Usage(completion_tokens=step_state.tokens),
         )
-        run.result.steps.append(step)
+        calls.result.steps.append(step)
         self.transcript += step_state.heading + "".join(step_state.content)
-        run.emit(StepDone(step))
+        if announce:
+            calls.emit(StepDone(step))
+        return step
 
     def _account_prompt(self, usage: Usage, first_step: int) -> None:
         """The call's prompt tokens go to the first step it produced, else to the answer it
         produced (see _finish_answer); a call that produced neither spent them for nothing."""
         if not usage.prompt_tokens:
             return
-        if first_step >= len(self.run.result.steps) and self.in_answer:
+        if first_step >= len(self.calls.result.steps) and self.in_answer:
             return
         prompt_part = Usage(prompt_tokens=usage.prompt_tokens, cached_tokens=usage.cached_tokens)
-        steps = self.run.result.steps
+        steps = self.calls.result.steps
         if first_step < len(steps):
             steps[first_step] = replace(
                 steps[first_step], usage=steps[first_step].usage + prompt_part
             )
         else:
-            self.run.result.wasted_usage = self.run.result.wasted_usage + prompt_part
+            self.calls.waste(prompt_part)
 
     def _finish_answer(self, usage: Usage, *, with_prompt: bool) -> None:
-        run = self.run
+        calls = self.calls
         text = "".join(self.answer_parts).strip()
         answer_usage = Usage(completion_tokens=self.answer_tokens)
         if with_prompt:
@@ -359,5 +390,9 @@ class SinglePass:
             ttft=self.answer_ttft,
             usage=answer_usage,
         )
-        run.result.answer = answer
-        run.emit(AnswerDone(answer))
+        calls.result.answer = answer
+        calls.emit(AnswerDone(answer))
+
+
+async def run_single_pass(calls: ModelCalls, question: str, lang: str) -> None:
+    await SinglePass(calls, question, lang).run()

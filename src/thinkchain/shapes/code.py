@@ -1,0 +1,102 @@
+"""Code steps: a step's fenced Python block runs in the sandbox, and the model sees its output.
+
+The model decides when to write code; this module only finds the block, runs it within the
+chain's limits, announces the run to the consumers and words the result for the model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ..events import CodeDone, CodeRun, CodeStarted, Step
+from ..model_calls import ModelCalls
+from ..prompts import prompt
+
+if TYPE_CHECKING:
+    from ..sandbox import CodeResult, Sandbox
+
+# A closed ```python (or ```py) block; the closing fence may be followed by anything.
+PYTHON_BLOCK = re.compile(r"```[ \t]*(?:python3?|py)[ \t]*\n(.*?)^[ \t]*```", re.S | re.M | re.I)
+# What of a long output the model is shown again (the user sees the sandbox's whole cut).
+FEEDBACK_CHARS = 2000
+
+
+def find_code(text: str) -> str | None:
+    """The first closed Python block of a step's text, or None."""
+    found = PYTHON_BLOCK.search(text)
+    if found is None:
+        return None
+    code = found.group(1).strip("\n")
+    return code if code.strip() else None
+
+
+def code_block_end(text: str) -> int | None:
+    """Where the first closed Python block ends (just after its closing fence), or None."""
+    found = PYTHON_BLOCK.search(text)
+    return found.end() if found is not None and found.group(1).strip() else None
+
+
+def as_code_run(result: CodeResult) -> CodeRun:
+    return CodeRun(
+        code=result.code,
+        output=result.output,
+        status=result.status,
+        error=result.error,
+        seconds=result.seconds,
+        truncated=result.truncated,
+    )
+
+
+class CodeSteps:
+    """Runs the Python blocks of one chain's steps, within ``max_code_runs``."""
+
+    def __init__(self, calls: ModelCalls, lang: str, sandbox: Sandbox) -> None:
+        self.calls = calls
+        self.lang = lang
+        self.sandbox = sandbox
+        self.runs = 0
+
+    @classmethod
+    def for_chain(cls, calls: ModelCalls, lang: str) -> CodeSteps | None:
+        """The chain's code steps, or None when its settings do not turn them on."""
+        if "python" not in calls.settings.tools:
+            return None
+        from ..sandbox import Sandbox  # loaded only by chains that run code
+
+        return cls(calls, lang, Sandbox(calls.settings.code_limits))
+
+    @property
+    def instructions(self) -> str:
+        """What the system prompt adds so the model knows it may write code."""
+        return prompt(self.lang, "code_tools")
+
+    async def run_step(self, step: Step) -> tuple[Step, str | None]:
+        """Runs the step's Python block, if it has one.
+
+        Returns the step with its run attached, and what the model must be told before it
+        goes on (None: the step has no code, nothing to tell).
+        """
+        code = find_code(step.content)
+        if code is None:
+            return step, None
+        limit = self.calls.settings.max_code_runs
+        if self.runs >= limit:
+            return step, prompt(self.lang, "code_spent").format(limit=limit)
+        self.runs += 1
+        self.calls.emit(CodeStarted(step.index, code))
+        run = as_code_run(await self.sandbox.arun(code))
+        self.calls.emit(CodeDone(step.index, run))
+        step = replace(step, runs=(*step.runs, run), seconds=step.seconds + run.seconds)
+        return step, self.feedback(run)
+
+    def feedback(self, run: CodeRun) -> str:
+        """The run's result as the model reads it next."""
+        output = run.output.strip() or "(no output)"
+        if len(output) > FEEDBACK_CHARS:
+            output = output[:FEEDBACK_CHARS] + "\n…"
+        if run.ok:
+            return prompt(self.lang, "code_output").format(output=output)
+        error = run.error or run.status
+        return prompt(self.lang, "code_error").format(error=error, output=output)

@@ -1,0 +1,25 @@
+"""The ``direct`` and ``cot`` shapes: the baselines, one call and no steps.
+
+``direct`` asks for the answer only; ``cot`` asks the model to think step by step and then
+answer, in one reply.
+"""
+
+from __future__ import annotations
+
+from ..backends.base import Message
+from ..events import ChainStarted
+from ..model_calls import ModelCalls
+from ..prompts import prompt
+
+
+async def run_single_call(calls: ModelCalls, question: str, lang: str) -> None:
+    mode = calls.settings.mode
+    system = "direct_system" if mode == "direct" else "cot_system"
+    messages: list[Message] = [
+        {"role": "system", "content": prompt(lang, system)},
+        *calls.context,
+        {"role": "user", "content": question},
+    ]
+    calls.check_fits(messages)
+    calls.emit(ChainStarted(question, lang, calls.backend.model, calls.result.mode))
+    await calls.answer(messages, lang, ask_for_answer=False, purpose=mode)
