@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .cancel import CancelToken
-from .chain import Chain, InvalidQuestion
+from .chain import Chain
 from .events import (
     AnswerDelta,
     AnswerDone,
@@ -27,6 +27,7 @@ from .events import (
     StepStarted,
     Usage,
 )
+from .questions import InvalidQuestion
 from .settings import ChainSettings
 
 __version__ = "0.1.0"

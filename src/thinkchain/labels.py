@@ -1,0 +1,36 @@
+"""Short texts shown with a chain's steps, in English and Chinese (the prompts' languages)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .prompts import LANGS
+
+LabelName = Literal["verification", "untitled_step", "step_heading"]
+
+_LABELS: dict[str, dict[LabelName, str]] = {
+    "en": {
+        "verification": "Verification",
+        "untitled_step": "Step {index}",
+        # The title comes last, so a heading can be written before its title streams in.
+        "step_heading": "Step {index}: {title}",
+    },
+    "zh": {
+        "verification": "验证",
+        "untitled_step": "步骤 {index}",
+        "step_heading": "第 {index} 步:{title}",
+    },
+}
+
+
+def label(lang: str, name: LabelName, **values: object) -> str:
+    """Label ``name`` in ``lang`` ("en" or "zh"), with ``values`` filled in (e.g. ``index=3``)."""
+    if lang not in LANGS:
+        raise ValueError(f"no labels in language {lang!r}")
+    text = _LABELS[lang][name]
+    return text.format(**values) if values else text
+
+
+def step_heading(index: int, title: str, lang: str) -> str:
+    """The heading "Step 3: Title" in ``lang``; with an empty title, what goes before one."""
+    return label(lang, "step_heading", index=index, title=title)
