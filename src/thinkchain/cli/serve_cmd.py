@@ -188,7 +188,7 @@ def _vllm_server(
         fail("--engine vllm needs --model (a model folder or a hub id)")
     engine.check_vllm_installed()
     if not no_gpu_check:
-        gpu = engine.check_gpu()
+        gpu = engine.check_gpu(engine.detect_gpu)  # looked up at call time: tests replace it
         err_console.print(f"[dim]GPU: {escape(gpu)}[/]", markup=True)
     location = _vllm_model_location(chosen)
     opts = engine.VllmOptions(
