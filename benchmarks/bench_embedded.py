@@ -31,7 +31,7 @@ import numpy as np
 from benchmarks._report import gsm8k_items, stats, write_section
 from thinkchain import Chain, ChainSettings
 from thinkchain.backends.base import GenerationRequest, TextChunk
-from thinkchain.backends.llama_engine import _common_prefix
+from thinkchain.backends.kv_slots import common_prefix as _common_prefix
 from thinkchain.backends.llamacpp import LlamaCppBackend
 from thinkchain.models import DEFAULT_MODEL, path_of
 from thinkchain.prompts import prompt

@@ -6,16 +6,9 @@ little more than one: self-consistency samples, concurrent evaluation items and 
 requests share each pass over the weights.
 
 The engine owns one llama.cpp context with ``n_parallel`` sequences ("slots") over a
-unified KV cache, and one worker thread that loops: admit waiting requests into free slots,
-put one token per decoding sequence (and chunks of new prompts) into a batch, decode it, and
-sample each sequence's next token.
-
-KV reuse.  A slot remembers which tokens its KV cells hold.  A new request goes to the free
-slot sharing the longest prefix with its prompt, so a chain's next step (its prompt is the
-previous prompt plus the previous reply) evaluates only the new tokens.  When another slot
-already holds a longer prefix (the same system prompt and question, for K self-consistency
-samples), its cells are shared into the new slot instead of being evaluated again, and a
-request whose prefix another slot is still evaluating waits for it.
+unified KV cache, and one worker thread that loops: admit waiting requests into free slots
+(reusing cached prefixes: kv_slots.py), put one token per decoding sequence (and chunks of
+new prompts) into a batch, decode it, and sample each sequence's next token.
 """
 
 from __future__ import annotations
@@ -25,60 +18,15 @@ import ctypes
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from ..events import Usage
 from .base import BackendError, Completion, ContextOverflow, TextChunk
+from .engine_request import EngineRequest
+from .kv_slots import Slot, plan_reuse
+from .llama_sampling import make_sampler
 
-# A waiting request takes a slot holding a shorter cached prefix only when the longer one
-# is more than this many tokens away: evaluating a few tokens again is cheaper than waiting.
-_SHARE_MIN_GAIN = 16
-
-
-@dataclass
-class EngineRequest:
-    tokens: list[int]
-    max_tokens: int
-    temperature: float
-    seed: int
-    emit: Callable[[Any], None]  # receives TextChunk, Completion, or an Exception
-    stop: threading.Event  # the caller went away: drop the request
-    halt: threading.Event | None = None  # the caller has what it needs: finish it as done
-    masked: Any = None  # schema_mask.MaskedSampling, or None
-    grammar: Any = None  # llama_cpp.LlamaGrammar fallback, or None
-    server: str = "llama.cpp"
-    # runtime state, owned by the engine thread
-    slot: int = -1
-    pending: list[int] = field(default_factory=list)
-    pos: int = 0
-    next_token: int | None = None
-    logit_index: int = -1
-    cached: int = 0
-    produced: int = 0
-    sampler: Any = None
-    decoder: Any = None
-    out_tokens: list[int] = field(default_factory=list)
-
-
-@dataclass
-class _Slot:
-    seq_id: int
-    tokens: list[int] = field(default_factory=list)  # what the KV cells of this seq hold
-    request: EngineRequest | None = None
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    x = np.asarray(a[:n], dtype=np.int64)
-    y = np.asarray(b[:n], dtype=np.int64)
-    diff = np.nonzero(x != y)[0]
-    return int(diff[0]) if diff.size else n
+__all__ = ["DecodeEngine", "EngineRequest"]
 
 
 class DecodeEngine:
@@ -116,7 +64,7 @@ class DecodeEngine:
         self._ctx = ctx
         self._mem = llama_cpp.llama_get_memory(ctx)
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
-        self._slots = [_Slot(i) for i in range(n_parallel)]
+        self._slots = [Slot(i) for i in range(n_parallel)]
         self._vocab = llama._model.vocab
         self._pieces: dict[int, bytes] = {}
         self._waiting: deque[EngineRequest] = deque()
@@ -212,33 +160,16 @@ class DecodeEngine:
                     ),
                 )
                 continue
-            best = max(free, key=lambda s: _common_prefix(s.tokens, req.tokens))
-            reuse = _common_prefix(best.tokens, req.tokens)
-            donor, donor_len = None, reuse
-            for other in self._slots:
-                if other is best:
-                    continue
-                shared = _common_prefix(other.tokens, req.tokens)
-                if shared > donor_len + _SHARE_MIN_GAIN:
-                    donor, donor_len = other, shared
-            # Someone is evaluating a longer shared prefix right now: wait for it.
-            evaluating = max(
-                (
-                    _common_prefix(s.tokens + s.request.pending, req.tokens)
-                    for s in self._slots
-                    if s.request is not None and s.request.pending
-                ),
-                default=0,
-            )
-            if evaluating > max(reuse, donor_len) + _SHARE_MIN_GAIN:
+            plan = plan_reuse(self._slots, free, req.tokens)
+            if plan is None:  # someone is evaluating a longer shared prefix: wait for it
                 self._waiting.append(req)
                 continue
             C = self._C
-            if donor is not None:
+            best, reuse = plan.slot, plan.cached
+            if plan.donor is not None:
                 C.llama_memory_seq_rm(self._mem, best.seq_id, 0, -1)
-                C.llama_memory_seq_cp(self._mem, donor.seq_id, best.seq_id, 0, donor_len)
-                best.tokens = req.tokens[:donor_len]
-                reuse = donor_len
+                C.llama_memory_seq_cp(self._mem, plan.donor.seq_id, best.seq_id, 0, reuse)
+                best.tokens = req.tokens[:reuse]
             if reuse >= len(req.tokens):
                 reuse = len(req.tokens) - 1  # the last prompt token is decoded again for logits
             if not C.llama_memory_seq_rm(self._mem, best.seq_id, reuse, -1):
@@ -249,27 +180,9 @@ class DecodeEngine:
             req.cached = reuse
             req.pos = reuse
             req.pending = req.tokens[reuse:]
-            req.sampler = self._make_sampler(req)
+            req.sampler = make_sampler(self._llama, req)
             req.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             best.request = req
-
-    def _make_sampler(self, req: EngineRequest) -> Any:
-        from llama_cpp._internals import LlamaSampler
-
-        sampler = LlamaSampler()
-        if req.masked is not None:
-            sampler.add_custom(_mask_applier(req.masked))
-        if req.grammar is not None:
-            sampler.add_grammar(self._llama._model, req.grammar)
-        if req.temperature <= 0:
-            sampler.add_greedy()
-        else:
-            sampler.add_top_k(40)
-            sampler.add_top_p(0.95, 1)
-            sampler.add_min_p(0.05, 1)
-            sampler.add_temp(req.temperature)
-            sampler.add_dist(req.seed & 0xFFFFFFFF)
-        return sampler
 
     def _drop_cancelled(self) -> None:
         with self._cond:
@@ -441,19 +354,3 @@ class DecodeEngine:
             if slot.request is req:
                 slot.request = None
         req.slot = -1
-
-
-def _mask_applier(masked: Any) -> Callable[[Any], None]:
-    """A llama.cpp custom sampler stage that forbids every token the grammar does not allow.
-
-    It runs first in the chain, when the candidate array still holds every token in id order.
-    """
-
-    def apply(cur_p: Any) -> None:
-        size = cur_p.contents.size
-        data = ctypes.cast(cur_p.contents.data, ctypes.POINTER(ctypes.c_float))
-        # llama_token_data is {int32 id; float logit; float p}: logits are every third float.
-        logits = np.ctypeslib.as_array(data, shape=(size * 3,))[1::3]
-        masked.apply_to(logits)
-
-    return apply
