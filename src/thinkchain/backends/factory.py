@@ -58,8 +58,7 @@ class BackendConfig:
         return f"embedded model {self.model_path or self.model or 'default'}"
 
 
-# More sequences than this stop paying on a CPU: each adds compute and KV memory (on two
-# cores 8 slots decode 1.14 x faster than 4, 2.0 x faster than 1: benchmarks/bench_parallel.py).
+# More sequences than this stop paying on a CPU (BENCHMARKS.md, "Slots").
 MAX_PARALLEL = 8
 
 _embedded_lock = threading.Lock()
