@@ -28,19 +28,15 @@ from .backends.base import Backend, Message
 from .cancel import CancelToken
 from .chain import Chain
 from .events import (
-    AnswerDone,
-    AnswerStarted,
     ChainCompleted,
     ChainError,
     ChainEvent,
     ChainFailed,
     ChainResult,
-    ChainStarted,
     Event,
-    StepDone,
-    StepStarted,
     Usage,
 )
+from .replay import replay
 from .settings import ChainSettings
 
 EarlyStop = Literal["off", "decisive", "agree"]
@@ -312,24 +308,6 @@ class SelfConsistency(_bridge.EventRunner[StrategyEvent, "Outcome"]):
 
     def _result(self, event: StrategyEvent) -> Outcome | None:
         return event.outcome if isinstance(event, VoteDone) else None
-
-
-def replay(result: ChainResult) -> list[ChainEvent]:
-    """The events that tell a finished chain again, as if it ran now (for consumers that
-    only understand chains: the page, the history)."""
-    events: list[ChainEvent] = [
-        ChainStarted(result.question, result.lang, result.model, result.mode)
-    ]
-    for step in result.steps:
-        events += [StepStarted(step.index), StepDone(step)]
-    if result.answer is not None:
-        events += [AnswerStarted(), AnswerDone(result.answer)]
-    if result.ok:
-        events.append(ChainCompleted(result))
-    else:
-        error = result.error or ChainError("answer_failed", "no answer")
-        events.append(ChainFailed(error, result))
-    return events
 
 
 def stream_as_chain(

@@ -16,15 +16,8 @@ from rich.text import Text
 
 from ..backends.base import Backend
 from ..cancel import CancelToken
-from ..events import (
-    AnswerDone,
-    AnswerStarted,
-    ChainCompleted,
-    ChainResult,
-    StepDelta,
-    StepDone,
-    StepStarted,
-)
+from ..events import AnswerStarted, StepStarted
+from ..replay import replay
 from ..settings import ChainSettings
 from ..strategies import Outcome, SampleDone, SampleEvent, SelfConsistency, VoteDone
 from .ask import _ctrl_c_cancels
@@ -77,19 +70,6 @@ def _vote_line(outcome: Outcome, k: int) -> Text:
     return text
 
 
-def _replay(result: ChainResult, view: TerminalView) -> None:
-    """Show a finished chain as if it were streaming (the view only reads events)."""
-    for step in result.steps:
-        view.handle(StepStarted(step.index))
-        view.handle(StepDelta(step.index, "title", step.title))
-        view.handle(StepDelta(step.index, "content", step.content))
-        view.handle(StepDone(step))
-    if result.answer is not None:
-        view.handle(AnswerStarted())
-        view.handle(AnswerDone(result.answer))
-    view.handle(ChainCompleted(result))
-
-
 def run_self_consistency(
     backend: Backend,
     settings: ChainSettings,
@@ -131,7 +111,9 @@ def run_self_consistency(
         if show_steps:
             number = (outcome.winner or 0) + 1
             err_console.print(Text(f"\nWinning chain: sample {number}", style="bold"))
-        _replay(winner, TerminalView(show_steps=show_steps, live_answer=False))
+        view = TerminalView(show_steps=show_steps, live_answer=False)
+        for replayed in replay(winner):  # the view only reads events
+            view.handle(replayed)
     if outcome.error is not None and show_steps:
         err_console.print(Text(f"error: {outcome.error}", style="bold red"), soft_wrap=True)
     return outcome
