@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -29,6 +25,7 @@ from .common import (
     fail,
 )
 from .history_cmd import HistoryOpt
+from .interrupt import ctrl_c_cancels
 from .render import TerminalView
 
 
@@ -139,7 +136,7 @@ def run_in_terminal(
     view = TerminalView(show_steps=show_steps, print_answer=print_answer)
     cancel = CancelToken()
     result: ChainResult | None = None
-    with _ctrl_c_cancels(cancel):
+    with ctrl_c_cancels(cancel):
         for event in chain.stream(question, cancel=cancel):
             view.handle(event)
             if recorder is not None:
@@ -153,23 +150,3 @@ def run_in_terminal(
             warning = f"warning: not kept in the history: {recorder.error}"
             err_console.print(Text(warning, style="yellow"), soft_wrap=True)
     return result
-
-
-@contextmanager
-def _ctrl_c_cancels(cancel: CancelToken) -> Iterator[None]:
-    """First Ctrl-C stops the chain cleanly (finished steps stay shown); a second one exits."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_sigint(signum: int, frame: object) -> None:
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        err_console.print("\n[yellow]stopping… (Ctrl-C again to quit at once)[/]", markup=True)
-        cancel.cancel()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -20,8 +20,8 @@ from ..events import AnswerStarted, StepStarted
 from ..replay import replay
 from ..settings import ChainSettings
 from ..strategies import Outcome, SampleDone, SampleEvent, SelfConsistency, VoteDone
-from .ask import _ctrl_c_cancels
 from .common import err_console
+from .interrupt import ctrl_c_cancels
 from .render import TerminalView, format_seconds
 
 
@@ -130,7 +130,7 @@ def ask_self_consistency(
 ) -> None:
     """The ``ask --strategy sc`` command after its options are read; exits 1 without a winner."""
     cancel = CancelToken()
-    with _ctrl_c_cancels(cancel):
+    with ctrl_c_cancels(cancel):
         outcome = run_self_consistency(
             backend, settings, question, k=k, cancel=cancel, show_steps=not quiet, as_json=as_json
         )
