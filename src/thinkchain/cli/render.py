@@ -20,12 +20,17 @@ from ..events import (
     ChainEvent,
     ChainFailed,
     ChainResult,
+    ChainStarted,
+    CodeDone,
+    CodeRun,
+    CodeStarted,
     Retry,
     StepDelta,
     StepDiscarded,
     StepDone,
     StepStarted,
 )
+from ..labels import step_heading
 
 
 def _control_free(text: str) -> str:
@@ -56,15 +61,25 @@ class TerminalView:
         self.print_answer = print_answer
         self._in_title = False
         self._streamed_answer = False
+        self._lang = "en"  # the chain's language, for the step headings
+        self._line_open = False  # the last text printed did not end with a newline
 
     def _raw(self, text: str, style: str | None = None) -> None:
+        if text:
+            self._line_open = not text.endswith("\n")
         self.console.print(Text(_control_free(text), style=style or ""), end="", soft_wrap=True)
 
+    def _heading(self, index: int) -> None:
+        self._raw(step_heading(index, "", self._lang), "bold cyan")
+        self._in_title = True
+
     def handle(self, event: ChainEvent) -> None:
-        if isinstance(event, StepStarted):
+        if isinstance(event, ChainStarted):
+            self._lang = event.lang
+        elif isinstance(event, StepStarted):
             if self.show_steps:
-                self._raw(f"\nStep {event.index}: ", "bold cyan")
-                self._in_title = True
+                self._raw("\n")
+                self._heading(event.index)
         elif isinstance(event, StepDelta):
             if not self.show_steps:
                 return
@@ -79,10 +94,15 @@ class TerminalView:
             if self.show_steps or event.target == "answer":
                 self._raw(f"\n  ↻ attempt {event.attempt} discarded: {event.reason}\n", "yellow")
                 if event.target == "step" and self.show_steps:
-                    self._raw(f"Step {event.index} (again): ", "bold cyan")
-                    self._in_title = True
+                    self._heading(event.index)
                 if event.target == "answer" and self._streamed_answer:
                     self.out.write("\n")
+        elif isinstance(event, CodeStarted):
+            if self.show_steps:
+                self._raw(("\n" if self._line_open else "") + "  ⚙ running…\n", "dim")
+        elif isinstance(event, CodeDone):
+            if self.show_steps:
+                self._code_run(event.run)
         elif isinstance(event, StepDiscarded):
             if self.show_steps:
                 self._raw(f"\n  ✂ step {event.index} cut: {event.reason}\n", "yellow")
@@ -116,6 +136,22 @@ class TerminalView:
         elif isinstance(event, ChainFailed):
             self._summary(event.result)
             self.console.print(Text(f"error: {event.error}", style="bold red"), soft_wrap=True)
+
+    def _code_run(self, run: CodeRun) -> None:
+        """The run's output under the step: a header with status and time, then each line."""
+        mark, style = ("✓", "green") if run.ok else ("✗", "red")
+        self._raw(f"  {mark} output · {run.status} · {format_seconds(run.seconds)}\n", style)
+        lines = run.output.rstrip("\n").splitlines() if run.output else []
+        for line in lines:
+            self._raw("  │ ", style)
+            self._raw(line + "\n")
+        if run.truncated:
+            self._raw("  │ … (output cut)\n", "dim")
+        if not run.ok:
+            for line in (run.error or run.status).splitlines():
+                self._raw(f"  │ {line}\n", "bold red")
+        elif not lines:
+            self._raw("  │ (no output)\n", "dim")
 
     def _summary(self, result: ChainResult) -> None:
         if not self.show_steps:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from ..backends.base import Backend, Message
-from ..chain import Chain, InvalidQuestion, clean_question
+from ..chain import Chain
 from ..events import (
     AnswerDelta,
     AnswerStarted,
@@ -25,19 +25,23 @@ from ..events import (
     ChainError,
     ChainFailed,
     ChainResult,
+    ChainStarted,
+    CodeDone,
     Event,
     Retry,
-    Step,
     StepDelta,
     StepDiscarded,
     StepStarted,
     Usage,
 )
+from ..questions import InvalidQuestion, clean_question
 from ..settings import ChainSettings
 from ..strategies import SampleDone, SelfConsistency, VoteDone
+from ..text import replace_lone_surrogates
 from .errors import bad_request, describe_validation
 from .schemas import ChatCompletionRequest, ChatMessage, ThinkchainOptions
 from .settings import ProxySettings
+from .step_text import format_steps, heading_end, heading_start, output_block
 
 # Budgets end a chain without an answer, the way max_completion_tokens ends an OpenAI
 # reasoning model's turn: a normal response with finish_reason "length", not an error.
@@ -77,7 +81,7 @@ def _text_of(message: ChatMessage, param: str) -> str:
             parts.append(part.text or "")
         text = "\n".join(parts)
     # Lone surrogates (from "\ud800" escapes) cannot be encoded for the upstream: U+FFFD.
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return replace_lone_surrogates(text)
 
 
 def _as_context(message: ChatMessage, index: int) -> Message | None:
@@ -228,19 +232,10 @@ class Finished:
 Item = Reasoning | Content | Finished
 
 
-def step_heading(index: int, title: str) -> str:
-    return f"**Step {index}: {title}**\n"
-
-
-def format_steps(steps: Sequence[Step]) -> str:
-    """Steps as people read them; a streamed chain without retries reads exactly the same."""
-    return "\n\n".join(step_heading(s.index, s.title) + s.content for s in steps)
-
-
 def chain_outcome(result: ChainResult, error: ChainError | None) -> Outcome:
     return Outcome(
         answer=result.answer.text if result.answer else None,
-        reasoning=format_steps(result.steps),
+        reasoning=format_steps(result.steps, result.lang),
         usage=result.usage,
         reasoning_tokens=result.reasoning_usage.completion_tokens,
         error=error,
@@ -256,21 +251,31 @@ class ChainTranslator:
         self.field: str | None = None  # the field of the current step being streamed
         self.index = 0
         self.answer_sent = False  # answer text of the current attempt went out
+        self.lang = "en"  # the chain's language, for the step headings
+        self.last = ""  # the last reasoning text written (an output block follows on from it)
 
     def _sep(self) -> str:
         return "\n\n" if self.wrote else ""
 
-    def _note(self, text: str) -> list[Item]:
-        item = Reasoning(f"{self._sep()}({text})", note=True)
+    def _reasoning(self, text: str, *, note: bool = False) -> Reasoning:
         self.wrote = True
+        self.last = text or self.last
+        return Reasoning(text, note=note)
+
+    def _note(self, text: str) -> list[Item]:
+        item = self._reasoning(f"{self._sep()}({text})", note=True)
         self.field = None
         return [item]
 
     def feed(self, event: Event) -> list[Item]:
-        if isinstance(event, StepStarted):
+        if isinstance(event, ChainStarted):
+            self.lang = event.lang
+        elif isinstance(event, StepStarted):
             self.index, self.field = event.index, None
         elif isinstance(event, StepDelta):
             return self._delta(event)
+        elif isinstance(event, CodeDone):
+            return [self._reasoning(output_block(event.run, self.last))]
         elif isinstance(event, Retry):
             if event.target == "answer":
                 items = self._note(f"retrying the answer: {event.reason}")
@@ -295,16 +300,15 @@ class ChainTranslator:
     def _delta(self, event: StepDelta) -> list[Item]:
         text = ""
         if self.field is None:
-            text = self._sep() + f"**Step {event.index}: "
-            self.wrote = True
+            text = self._sep() + heading_start(event.index, self.lang)
             if event.field == "content":
-                text += "**\n"
+                text += heading_end()
         elif self.field == "title" and event.field == "content":
-            text = "**\n"
+            text = heading_end()
         elif self.field == "content" and event.field == "title":
             return []  # a title written after the content: the heading is already out
         self.field = event.field
-        return [Reasoning(text + event.text)]
+        return [self._reasoning(text + event.text)]
 
 
 class VoteTranslator:
@@ -348,7 +352,7 @@ class VoteTranslator:
             items.append(
                 self._line(
                     f"\nVote: {o.vote.winner} ({votes} of {o.vote.voters} votes); the reasoning "
-                    f"of sample {(o.winner or 0) + 1}:\n\n{format_steps(winner.steps)}"
+                    f"of sample {(o.winner or 0) + 1}:\n\n{format_steps(winner.steps, winner.lang)}"
                 )
             )
             items.append(Content(winner.answer.text))
