@@ -10,9 +10,10 @@ import typer
 from rich.text import Text
 
 from ..cancel import CancelToken
-from ..chain import Chain, InvalidQuestion, clean_question
+from ..chain import Chain
 from ..events import ChainCompleted, ChainFailed, ChainResult
 from ..history import ChainRecorder
+from ..questions import InvalidQuestion, clean_question
 from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings
 from .common import (
     ApiKeyOpt,

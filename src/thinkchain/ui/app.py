@@ -16,11 +16,12 @@ import streamlit as st
 
 from thinkchain.backends.base import Backend, BackendError
 from thinkchain.cancel import CancelToken
-from thinkchain.chain import Chain, InvalidQuestion, clean_question
+from thinkchain.chain import Chain
 from thinkchain.events import ChainEvent
 from thinkchain.history import ChainRecord, ChainRecorder, HistoryError, HistoryStore
 from thinkchain.history.store import default_path
 from thinkchain.models import ModelError
+from thinkchain.questions import InvalidQuestion, clean_question
 from thinkchain.settings import ChainSettings
 from thinkchain.strategies import SelfConsistency, StrategyEvent, stream_as_chain
 from thinkchain.ui import sidebar, view
@@ -83,18 +84,10 @@ def _submit(text: str, compare: bool, page: sidebar.PageSettings, t: Any) -> Non
         st.error(t("settings_invalid", message=safe_label(page.problem or "")))
         return
     settings = page.chain
-    if not text.strip():
-        st.error(t("question_empty"))
-        return
     try:
         clean_question(text, settings.max_question_chars)
     except InvalidQuestion as err:
-        if len(text.strip()) > settings.max_question_chars:
-            st.error(
-                t("question_too_long", length=len(text.strip()), limit=settings.max_question_chars)
-            )
-        else:
-            st.error(t("error_invalid_input", message=safe_label(str(err))))
+        st.error(t(f"question_{err.reason}", length=err.length, limit=err.limit))
         return
     backend = _backend(page.choice, t)
     if backend is None:

@@ -24,6 +24,7 @@ EN: dict[str, str] = {
         "and show it beside the chain."
     ),
     "question_empty": "Please type a question first.",
+    "question_not_text": "The question must be text.",
     "question_too_long": (
         "The question is {length:,} characters long; the limit is {limit:,}. Please shorten it."
     ),
@@ -133,6 +134,7 @@ ZH: dict[str, str] = {
     "compare": "与直接回答对比",
     "compare_help": "同时让同一个模型不经推理、一次性直接回答同一个问题,并排显示在推理链旁边。",
     "question_empty": "请先输入一个问题。",
+    "question_not_text": "问题必须是文本。",
     "question_too_long": "问题长度为 {length:,} 个字符,上限为 {limit:,} 个字符,请缩短后再试。",
     "status_starting": "正在启动…",
     "status_step": "正在推理:第 {index} 步 · {elapsed}",
