@@ -66,6 +66,8 @@ def test_sync_answer_reasoning_and_usage(fake: FakeOpenAIServer, proxy: ServerTh
     message = reply.choices[0].message
     assert message.content == "The answer is 42."
     assert message.reasoning_content == EXPECTED_REASONING  # type: ignore[attr-defined]
+    # The same text under vLLM's newer name, for clients that read only that one.
+    assert message.reasoning == EXPECTED_REASONING  # type: ignore[attr-defined]
     assert reply.choices[0].finish_reason == "stop"
     assert reply.model == VARIANT
     # Every internal call summed: three steps and the answer.
@@ -106,7 +108,7 @@ def test_sync_stream_reasoning_then_answer_then_usage_then_done(
         stream_options={"include_usage": True},
     )
     kinds: list[str] = []
-    reasoning, content = "", ""
+    reasoning, renamed, content = "", "", ""
     usage = None
     finish = None
     trace = None
@@ -117,9 +119,11 @@ def test_sync_stream_reasoning_then_answer_then_usage_then_done(
             continue
         delta = chunk.choices[0].delta
         piece = getattr(delta, "reasoning_content", None)
+        assert getattr(delta, "reasoning", None) == piece  # both names in the same chunk
         if piece:
             reasoning += piece
             kinds.append("reasoning")
+        renamed += getattr(delta, "reasoning", None) or ""
         if delta.content:
             content += delta.content
             kinds.append("content")
@@ -129,6 +133,7 @@ def test_sync_stream_reasoning_then_answer_then_usage_then_done(
             kinds.append("finish")
 
     assert reasoning == EXPECTED_REASONING  # streamed text reads like the non-streamed text
+    assert renamed == EXPECTED_REASONING
     assert content == "The answer is 42."
     assert finish == "stop"
     # Steps first (as they are generated), then the answer, then the end, then usage.
@@ -154,14 +159,17 @@ async def test_async_client_non_streaming_and_streaming(
     reply = await api.chat.completions.create(model=VARIANT, messages=QUESTION)
     assert reply.choices[0].message.content == "The answer is 42."
     assert reply.choices[0].message.reasoning_content == EXPECTED_REASONING  # type: ignore[attr-defined]
+    assert reply.choices[0].message.reasoning == EXPECTED_REASONING  # type: ignore[attr-defined]
 
     stream = await api.chat.completions.create(model=VARIANT, messages=QUESTION, stream=True)
-    reasoning, content = "", ""
+    reasoning, renamed, content = "", "", ""
     async for chunk in stream:
         delta = chunk.choices[0].delta
         reasoning += getattr(delta, "reasoning_content", None) or ""
+        renamed += getattr(delta, "reasoning", None) or ""
         content += delta.content or ""
     assert (reasoning, content) == (EXPECTED_REASONING, "The answer is 42.")
+    assert renamed == EXPECTED_REASONING
     await api.close()
 
 

@@ -106,7 +106,8 @@ def create_app(settings: ProxySettings, *, local_backend: Backend | None = None)
         description=(
             "OpenAI-compatible chat completions. Every upstream model is served as itself "
             "(passed through untouched) and as a reasoning variant that thinks in visible "
-            "steps: the steps stream as `reasoning_content`, the answer as `content`."
+            "steps: the steps stream as `reasoning_content` (and, the same text, as "
+            "`reasoning`), the answer as `content`."
         ),
         lifespan=lifespan,
     )

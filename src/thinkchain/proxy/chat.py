@@ -42,12 +42,17 @@ def new_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
+def reasoning_fields(text: str) -> dict[str, str]:
+    """The reasoning under both names: vLLM renamed reasoning_content, clients read either."""
+    return {"reasoning_content": text, "reasoning": text}
+
+
 def completion_body(
     model: str, content: str | None, finish_reason: str, usage: dict[str, Any], **extra: Any
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if "reasoning_content" in extra:
-        message["reasoning_content"] = extra.pop("reasoning_content")
+        message.update(reasoning_fields(extra.pop("reasoning_content")))
     return {
         "id": new_id(),
         "object": "chat.completion",
@@ -182,7 +187,7 @@ async def _reasoning_events(
                     yield DONE
                     return
                 else:
-                    yield writer.chunk({"reasoning_content": item.text})
+                    yield writer.chunk(reasoning_fields(item.text))
     except Exception:  # a bug: the stream says so in OpenAI's shape; the log has the details
         log.exception("a reasoning stream failed")
         yield ProxyError(500, "internal error", code="internal_error").sse()

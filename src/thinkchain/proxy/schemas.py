@@ -124,6 +124,9 @@ class AssistantMessage(BaseModel):
     reasoning_content: str | None = Field(
         None, description="The reasoning steps as readable text (reasoning variants)."
     )
+    reasoning: str | None = Field(
+        None, description="The same text as reasoning_content, under vLLM's newer name."
+    )
 
 
 class Choice(BaseModel):
