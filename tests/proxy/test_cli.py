@@ -115,3 +115,25 @@ def test_an_empty_keys_file_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "holds no key" in done.stderr
+
+
+def test_code_steps_are_served_only_when_the_operator_turns_them_on() -> None:
+    with proxy_process("--demo") as (url, output):
+        assert httpx.get(f"{url}/health", timeout=10).json()["tools"] == []
+    assert "code steps off" in "".join(output)
+    with proxy_process("--demo", "--tools", "python") as (url, output):
+        assert httpx.get(f"{url}/health", timeout=10).json()["tools"] == ["python"]
+        variant = client(url).models.retrieve("demo-thinkchain")
+        assert variant.model_extra["thinkchain"] == {"tools": ["python"]}  # type: ignore[index]
+    assert "code steps on (python)" in "".join(output)
+
+
+def test_an_unknown_tool_is_a_clear_error() -> None:
+    done = subprocess.run(
+        [*THINKCHAIN, "proxy", "--demo", "--tools", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "unknown tool 'bash'" in done.stderr

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr
 
-from ..settings import ChainSettings
+from ..settings import ChainSettings, parse_tools
 from .common import ModelOpt, ModelPathOpt, backend_from_options, clear_errors, err_console, fail
 
 
@@ -77,6 +77,15 @@ def proxy(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for an upstream between two tokens.")
     ] = 120.0,
+    tools: Annotated[
+        str,
+        typer.Option(
+            envvar="THINKCHAIN_PROXY_TOOLS",
+            help="Let requests ask for code steps (thinkchain.tools): 'python' runs the "
+            "Python the model writes in the sandbox, on this machine. Off unless given.",
+            show_default=False,
+        ),
+    ] = "",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve an OpenAI-compatible API where every model also has a reasoning variant."""
@@ -109,6 +118,7 @@ def proxy(
             max_total_tokens=max_total_tokens,
             read_timeout=timeout,
             chain=ChainSettings(max_steps=min(default_steps, max_steps), min_steps=min_steps),
+            tools=parse_tools(tools),
         )
         local = None
         if not upstreams:
@@ -120,9 +130,10 @@ def proxy(
         ", ".join(upstreams) if upstreams else f"in-process model {local.model if local else ''}"
     )
     auth = f"on ({len(keys)} key{'s' if len(keys) != 1 else ''})" if keys else "off"
+    code = f"on ({', '.join(settings.tools)})" if settings.tools else "off"
     err_console.print(
         f"thinkchain proxy on http://{host}:{port}/v1 for {served}; auth {auth}; "
-        f"reasoning variants named {variant_pattern}",
+        f"reasoning variants named {variant_pattern}; code steps {code}",
         markup=False,
         highlight=False,
     )

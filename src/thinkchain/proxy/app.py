@@ -1,7 +1,7 @@
 """The proxy's FastAPI application: ``create_app(settings)`` builds one, with no module state.
 
 Routes:
-    GET  /health                  liveness and how many chains run (no key needed)
+    GET  /health                  liveness, how many chains run, code steps (no key needed)
     GET  /v1/models               each model as itself and as its reasoning variant
     GET  /v1/models/{model}       one of them
     POST /v1/chat/completions     pass-through, reasoning variant, or the local model
@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import __version__
 from ..backends.base import Backend
-from . import chat, reasoning
+from . import chat, code_steps
 from .catalog import Catalog
 from .errors import ProxyError, bad_request, install_handlers
 from .limits import BodyLimitMiddleware, ChainSlots, check_bearer
@@ -135,6 +135,7 @@ def _health_router(state: ProxyState) -> APIRouter:
         return Health(
             chains_running=state.slots.running,
             max_concurrent_chains=state.slots.limit,
+            tools=list(state.settings.tools),
         )
 
     return router
@@ -205,7 +206,7 @@ def _api_router(state: ProxyState) -> APIRouter:
         backend = state.catalog.backend_for(target.model)
         if target.kind == "plain":
             return await chat.plain_completion(request, body, backend)
-        plan = reasoning.plan(body, state.settings)
+        plan = code_steps.plan(body, state.settings)
         return await chat.reasoning_completion(
             request, body, plan, backend, state.slots, state.settings.retry_after_seconds
         )

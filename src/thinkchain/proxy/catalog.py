@@ -154,6 +154,7 @@ class Catalog:
                     "owned_by": "thinkchain",
                     "root": info.id,
                     "parent": info.id,
+                    "thinkchain": {"tools": list(self.settings.tools)},
                 }
             )
         return out

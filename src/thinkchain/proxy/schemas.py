@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..settings import HARD_MAX_STEPS, MODES
+from ..settings import HARD_MAX_STEPS, MODES, Tool
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -57,6 +57,11 @@ class ThinkchainOptions(BaseModel):
 
     verify: bool | None = Field(
         None, description="Check the answer by solving again another way (one more step)."
+    )
+    tools: list[Tool] | None = Field(
+        None,
+        description="Code steps: ['python'] lets the model run Python in a step. The server "
+        "must allow it (thinkchain proxy --tools python); otherwise the request is a 400.",
     )
 
     @field_validator("mode")
@@ -158,6 +163,9 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str = "thinkchain"
+    thinkchain: dict[str, Any] | None = Field(
+        None, description="Reasoning variants: what they offer, e.g. the code-step tools."
+    )
 
 
 class ModelList(BaseModel):
@@ -169,3 +177,6 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
     chains_running: int
     max_concurrent_chains: int
+    tools: list[Tool] = Field(
+        default_factory=list, description="Code steps requests may ask for; empty: none."
+    )

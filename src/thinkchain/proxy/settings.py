@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from ..settings import HARD_MAX_STEPS, ChainSettings
+from ..settings import HARD_MAX_STEPS, ChainSettings, Tool
 
 DEFAULT_VARIANT_PATTERN = "{model}-thinkchain"
 
@@ -39,6 +39,9 @@ class ProxySettings(BaseModel):
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(120.0, gt=0)
     models_ttl: float = Field(60.0, ge=0)
+    # Code steps requests may ask for; off unless the operator allows them, since the code
+    # the model writes then runs on this machine (in the sandbox).
+    tools: tuple[Tool, ...] = ()
     # Defaults of every chain; a request's options override some of them.
     chain: ChainSettings = ChainSettings()
 
