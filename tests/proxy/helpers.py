@@ -13,6 +13,9 @@ import openai
 from thinkchain.testing.fake_openai import FakeItem, FakeReply, default_responder
 
 QUESTION = [{"role": "user", "content": "What is 6 * 7?"}]
+# The scripted demo model's question and answer (thinkchain.backends.scripted.demo_backend).
+DEMO_QUESTION = [{"role": "user", "content": "How many r in strawberry?"}]
+DEMO_ANSWER = "There are **3** letters r in *strawberry* (positions 3, 8 and 9)."
 
 
 def client(url: str, key: str = "no-key") -> openai.OpenAI:
@@ -63,3 +66,16 @@ def sse_events(raw: bytes) -> list[Any]:
                 data = line[len("data: ") :]
                 out.append(data if data == "[DONE]" else json.loads(data))
     return out
+
+
+def demo_reasoning(url: str, key: str = "no-key") -> str:
+    """The reasoning the proxy itself sends for the demo question, read without any client."""
+    reply = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={"model": "demo-thinkchain", "messages": DEMO_QUESTION},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    ).json()
+    text = str(reply["choices"][0]["message"]["reasoning_content"])
+    assert "s-t-r-a-w-b-e-r-r-y" in text and "Counting and checking" in text
+    return text
