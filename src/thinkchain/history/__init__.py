@@ -9,7 +9,8 @@ HistoryStore().get(recorder.chain_id)  # the chain as it was
 
 from __future__ import annotations
 
-from .export import to_json, to_markdown
+from .conversation import Conversation
+from .export import conversation_json, conversation_markdown, to_json, to_markdown
 from .record import COMPLETED, INTERRUPTED, RUNNING, ChainRecord
 from .recorder import ChainRecorder
 from .store import (
@@ -30,8 +31,11 @@ __all__ = [
     "RUNNING",
     "ChainRecord",
     "ChainRecorder",
+    "Conversation",
     "HistoryError",
     "HistoryStore",
+    "conversation_json",
+    "conversation_markdown",
     "data_dir",
     "default_path",
     "new_id",

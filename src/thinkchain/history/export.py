@@ -1,10 +1,14 @@
-"""A chain as a Markdown document or a JSON document, for downloads and ``history export``."""
+"""A chain or a whole conversation as a Markdown or JSON document, for downloads and
+``history export``."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 
+from ..events import CodeRun
+from .conversation import Conversation
 from .record import COMPLETED, ChainRecord
 
 _LABELS = {
@@ -19,6 +23,9 @@ _LABELS = {
         "status": "status",
         "error": "Error",
         "no_answer": "No final answer.",
+        "output": "Output",
+        "code_error": "Error",
+        "output_cut": "output cut",
     },
     "zh": {
         "question": "问题",
@@ -31,6 +38,9 @@ _LABELS = {
         "status": "状态",
         "error": "错误",
         "no_answer": "没有最终答案。",
+        "output": "输出",
+        "code_error": "出错",
+        "output_cut": "输出已截断",
     },
 }
 
@@ -43,8 +53,48 @@ def to_json(record: ChainRecord) -> str:
     return json.dumps(record.to_dict(), ensure_ascii=False, indent=2) + "\n"
 
 
-def to_markdown(record: ChainRecord, lang: str = "en") -> str:
-    """The chain as a Markdown document: the question, each step, the answer, the times."""
+def conversation_json(conversation: Conversation) -> str:
+    return json.dumps(conversation.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+def conversation_markdown(conversation: Conversation, lang: str = "en") -> str:
+    """Every turn of a conversation, one after the other; a single turn reads as its chain."""
+    if len(conversation.turns) == 1:
+        return to_markdown(conversation.turns[0], lang)
+    return "\n---\n\n".join(
+        to_markdown(turn, lang, number=number)
+        for number, turn in enumerate(conversation.turns, start=1)
+    )
+
+
+def fenced(text: str, info: str = "") -> str:
+    """``text`` as a fenced code block that no backticks inside it can close early."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    body = text.rstrip("\n")
+    return f"{fence}{info}\n{body}\n{fence}"
+
+
+def code_run_markdown(run: CodeRun, lang: str = "en") -> list[str]:
+    """A step's code run as it follows the step: status and time, the output, the error."""
+    t = _LABELS.get(lang, _LABELS["en"])
+    head = t["output"] if run.ok else t["code_error"]
+    if not run.ok and run.status != "error":
+        head += f" ({run.status})"
+    head += f" · {format_seconds(run.seconds)}"
+    if run.truncated:
+        head += f" · {t['output_cut']}"
+    out = ["", f"*{head}*"]
+    if run.output.strip():
+        out += ["", fenced(run.output, "text")]
+    if not run.ok and run.error:
+        out += ["", fenced(run.error, "text")]
+    return out
+
+
+def to_markdown(record: ChainRecord, lang: str = "en", *, number: int | None = None) -> str:
+    """The chain as a Markdown document: the question, each step, the answer, the times.
+    ``number``: its place in a conversation, shown in its heading."""
     t = _LABELS.get(lang, _LABELS["en"])
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at))
     meta = [when, record.model or record.backend, record.mode]
@@ -53,14 +103,17 @@ def to_markdown(record: ChainRecord, lang: str = "en") -> str:
     if record.id:
         meta.append(f"id {record.id}")
     out = [
-        f"# {t['question']}",
+        f"# {t['question']}" + (f" {number}" if number is not None else ""),
         "",
         _quote(record.question),
         "",
         f"*{' · '.join(m for m in meta if m)}*",
     ]
     for step in record.steps:
-        out += ["", f"## {t['step']} {step.index}: {step.title}", "", step.content.strip(), ""]
+        out += ["", f"## {t['step']} {step.index}: {step.title}", "", step.content.strip()]
+        for run in step.runs:
+            out += code_run_markdown(run, lang)
+        out.append("")
         out.append(
             f"*{format_seconds(step.seconds)} · {step.usage.completion_tokens} {t['tokens']}*"
         )

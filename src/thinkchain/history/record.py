@@ -37,6 +37,7 @@ class ChainRecord:
     paired_with: str | None = None
     # The direct answer that ran beside this chain ("compare with a direct answer").
     paired: ChainRecord | None = None
+    conversation: str = ""  # the id of the conversation's first chain; "" before it is known
 
     @property
     def thinking_seconds(self) -> float:
@@ -65,10 +66,12 @@ class ChainRecord:
         backend: str = "",
         source: str = "",
         settings: dict[str, Any] | None = None,
+        conversation: str = "",
     ) -> ChainRecord:
         """The record of a chain that just ended, built from its result alone."""
         return cls(
             id=chain_id,
+            conversation=conversation or chain_id,
             created_at=time.time() if created_at is None else created_at,
             updated_at=time.time(),
             question=result.question,
@@ -93,6 +96,7 @@ class ChainRecord:
         usage = self.total_usage
         out: dict[str, Any] = {
             "id": self.id,
+            "conversation": self.conversation or self.id,
             "created_at": _iso(self.created_at),
             "question": self.question,
             "status": self.status,

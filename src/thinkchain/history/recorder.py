@@ -45,10 +45,14 @@ class ChainRecorder:
         source: str = "",
         settings: ChainSettings | None = None,
         paired_with: str | None = None,
+        conversation: str | None = None,
         timeout: float | None = None,
     ) -> None:
+        """``conversation``: the id of the first chain of the conversation this one continues."""
         self.path = path
         self.chain_id = chain_id or new_id()
+        # A direct answer belongs where the chain it is compared with does.
+        self.conversation = conversation or paired_with or self.chain_id
         self.backend = backend
         self.source = source
         self.settings = settings.model_dump() if settings is not None else {}
@@ -93,6 +97,7 @@ class ChainRecorder:
                 settings=self.settings,
                 paired_with=self.paired_with,
                 created_at=created_at,
+                conversation=self.conversation,
             )
 
         self._put(write)

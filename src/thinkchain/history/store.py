@@ -10,6 +10,7 @@ own, so a process killed in the middle of a chain loses at most the step it was 
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import socket
@@ -25,7 +26,10 @@ from typing import Any
 import platformdirs
 
 from ..events import ChainError, FinalAnswer, Step, Usage
+from .conversation import Conversation
 from .record import ChainRecord
+from .rows import record_from_row
+from .schema import CONVERSATION_OF, SCHEMA_VERSION, migrate, version
 
 ENV_HISTORY = "THINKCHAIN_HISTORY"  # the database file itself
 ENV_DATA_DIR = "THINKCHAIN_DATA_DIR"  # the folder it lives in by default
@@ -33,38 +37,11 @@ DEFAULT_FILENAME = "history.sqlite3"
 ENV_TIMEOUT = "THINKCHAIN_HISTORY_TIMEOUT"  # seconds a write waits for a lock
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's transaction
 
-_SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS chains (
-    id          TEXT PRIMARY KEY,
-    created_at  REAL NOT NULL,
-    updated_at  REAL NOT NULL,
-    question    TEXT NOT NULL,
-    lang        TEXT NOT NULL DEFAULT '',
-    model       TEXT NOT NULL DEFAULT '',
-    mode        TEXT NOT NULL DEFAULT '',
-    backend     TEXT NOT NULL DEFAULT '',
-    source      TEXT NOT NULL DEFAULT '',
-    settings    TEXT NOT NULL DEFAULT '{}',
-    status      TEXT NOT NULL,
-    error       TEXT,
-    answer      TEXT,
-    seconds     REAL,
-    usage       TEXT,
-    stats       TEXT,
-    paired_with TEXT,
-    pid         INTEGER,
-    host        TEXT
-);
-CREATE INDEX IF NOT EXISTS chains_by_time ON chains (created_at DESC);
-CREATE INDEX IF NOT EXISTS chains_by_pair ON chains (paired_with);
-CREATE TABLE IF NOT EXISTS steps (
-    chain_id TEXT NOT NULL,
-    idx      INTEGER NOT NULL,
-    data     TEXT NOT NULL,
-    PRIMARY KEY (chain_id, idx)
-);
-"""
+
+# Chains with the number of their steps, as the readers below select them.
+_CHAINS = (
+    "SELECT c.*, (SELECT COUNT(*) FROM steps s WHERE s.chain_id = c.id) AS step_count FROM chains c"
+)
 
 
 class HistoryError(Exception):
@@ -129,17 +106,13 @@ class HistoryStore:
     # -- connection ---------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        """Create the schema and switch to WAL once; later opens only read two pragmas."""
+        """Create or migrate the schema and switch to WAL once; later opens read two pragmas."""
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                if self._conn.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
+                if version(self._conn) < SCHEMA_VERSION:
                     with self._write() as conn:
-                        # One statement at a time: executescript() would commit first.
-                        for statement in _SCHEMA.split(";"):
-                            if statement.strip():
-                                conn.execute(statement)
-                        conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                        migrate(conn)
                 if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                     self._conn.execute("PRAGMA journal_mode = WAL")
                 break
@@ -203,7 +176,10 @@ class HistoryStore:
         settings: dict[str, Any] | None = None,
         paired_with: str | None = None,
         created_at: float | None = None,
+        conversation: str | None = None,
     ) -> None:
+        """``conversation``: the id of the conversation's first chain (default: the chain it
+        is paired with, else its own)."""
         now = time.time() if created_at is None else created_at
         row = (
             chain_id,
@@ -220,12 +196,13 @@ class HistoryStore:
             paired_with,
             os.getpid(),
             socket.gethostname(),
+            conversation or paired_with or chain_id,
         )
         self._run_write(
             lambda conn: conn.execute(
                 "INSERT INTO chains (id, created_at, updated_at, question, lang, model, mode,"
-                " backend, source, settings, status, paired_with, pid, host)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " backend, source, settings, status, paired_with, pid, host, conversation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
         )
@@ -306,18 +283,40 @@ class HistoryStore:
         """The newest chains first, without their steps (``step_count`` says how many)."""
         where = "" if include_paired else "WHERE c.paired_with IS NULL"
         rows = self._read(
-            "SELECT c.*, (SELECT COUNT(*) FROM steps s WHERE s.chain_id = c.id) AS step_count"
-            f" FROM chains c {where} ORDER BY c.created_at DESC, c.rowid DESC LIMIT ?",
+            f"{_CHAINS} {where} ORDER BY c.created_at DESC, c.rowid DESC LIMIT ?",
             (-1 if limit is None else limit,),
         )
-        return [_record(row, steps=[]) for row in rows]
+        return [record_from_row(row, steps=[]) for row in rows]
+
+    def conversations(self, limit: int | None = 30) -> builtins.list[Conversation]:
+        """The conversations, the one with the newest turn first; their turns (without steps)
+        oldest first."""
+        rows = self._read(
+            f"WITH heads AS (SELECT {CONVERSATION_OF} AS head, MAX(created_at) AS last"
+            " FROM chains WHERE paired_with IS NULL GROUP BY head ORDER BY last DESC LIMIT ?)"
+            f" {_CHAINS} JOIN heads ON heads.head = {CONVERSATION_OF}"
+            " WHERE c.paired_with IS NULL ORDER BY heads.last DESC, c.created_at, c.rowid",
+            (-1 if limit is None else limit,),
+        )
+        found: dict[str, Conversation] = {}
+        for row in rows:
+            turn = record_from_row(row, steps=[])
+            found.setdefault(turn.conversation, Conversation(turn.conversation)).turns.append(turn)
+        return list(found.values())
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        """Every turn of one conversation, oldest first, with its steps and direct answer."""
+        rows = self._read(
+            "SELECT id FROM chains WHERE paired_with IS NULL"
+            " AND (conversation = ? OR (conversation IS NULL AND id = ?))"
+            " ORDER BY created_at, rowid",
+            (conversation_id, conversation_id),
+        )
+        turns = [turn for turn in map(self.get, (row["id"] for row in rows)) if turn is not None]
+        return Conversation(conversation_id, turns) if turns else None
 
     def get(self, chain_id: str) -> ChainRecord | None:
-        rows = self._read(
-            "SELECT c.*, (SELECT COUNT(*) FROM steps s WHERE s.chain_id = c.id) AS step_count"
-            " FROM chains c WHERE c.id = ?",
-            (chain_id,),
-        )
+        rows = self._read(f"{_CHAINS} WHERE c.id = ?", (chain_id,))
         if not rows:
             return None
         steps = [
@@ -326,7 +325,7 @@ class HistoryStore:
                 "SELECT data FROM steps WHERE chain_id = ? ORDER BY idx", (chain_id,)
             )
         ]
-        record = _record(rows[0], steps=steps)
+        record = record_from_row(rows[0], steps=steps)
         paired = self._read("SELECT id FROM chains WHERE paired_with = ? LIMIT 1", (chain_id,))
         if paired:
             record.paired = self.get(paired[0]["id"])
@@ -346,53 +345,3 @@ class HistoryStore:
         if len(rows) > 1:
             raise HistoryError(f"the id {prefix!r} matches several chains; give more characters")
         return str(rows[0]["id"])
-
-
-def _pid_alive(pid: int | None, host: str | None) -> bool | None:
-    """Whether the process that wrote a chain still runs (None: it ran on another machine)."""
-    if pid is None or host != socket.gethostname():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _record(row: dict[str, Any], *, steps: list[Step]) -> ChainRecord:
-    status = row["status"]
-    # A chain still marked running whose process is gone was killed mid-chain.
-    if status == "running" and _pid_alive(row["pid"], row["host"]) is False:
-        status = "interrupted"
-    error = _loads(row["error"])
-    answer = _loads(row["answer"])
-    usage = _loads(row["usage"])
-    return ChainRecord(
-        id=row["id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        question=row["question"],
-        lang=row["lang"],
-        model=row["model"],
-        mode=row["mode"],
-        backend=row["backend"],
-        source=row["source"],
-        settings=json.loads(row["settings"] or "{}"),
-        status=status,
-        error=None
-        if error is None
-        else ChainError(error["kind"], error["message"], error["server"]),
-        steps=steps,
-        step_count=int(row.get("step_count") or len(steps)),
-        answer=None if answer is None else FinalAnswer.from_dict(answer),
-        seconds=row["seconds"],
-        usage=None if usage is None else Usage.from_dict(usage),
-        stats=_loads(row["stats"]) or {},
-        paired_with=row["paired_with"],
-    )
