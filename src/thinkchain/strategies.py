@@ -311,12 +311,17 @@ class SelfConsistency(_bridge.EventRunner[StrategyEvent, "Outcome"]):
 
 
 def stream_as_chain(
-    sc: SelfConsistency, question: str, *, cancel: CancelToken | None = None
+    sc: SelfConsistency,
+    question: str,
+    *,
+    context: Sequence[Message] = (),
+    cancel: CancelToken | None = None,
 ) -> Iterator[StrategyEvent | ChainEvent]:
     """Self-consistency for chain consumers: the samples' progress and the vote as they
-    happen, then the winning chain told again as chain events, ending in one terminal event."""
+    happen, then the winning chain told again as chain events, ending in one terminal event.
+    ``context``: the conversation before the question, as for a chain."""
     outcome: Outcome | None = None
-    for event in sc.stream(question, cancel=cancel):
+    for event in sc.stream(question, context=context, cancel=cancel):
         yield event
         if isinstance(event, VoteDone):
             outcome = event.outcome
