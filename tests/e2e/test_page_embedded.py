@@ -20,22 +20,21 @@ def test_the_page_reasons_on_the_embedded_model(small_model_path, tmp_path, monk
     at.sidebar.number_input(key="tc.min_steps").set_value(1)
     at.sidebar.number_input(key="tc.max_steps").set_value(2)
     at.sidebar.number_input(key="tc.max_tokens").set_value(200)
-    at.text_area(key="tc.question").input("What is 12 + 30?")
-    next(b for b in at.button if b.label == "Think it through").click()
+    at.chat_input(key="tc.question").set_value("What is 12 + 30?")
     at.run()
     assert not at.exception and not at.main.error, [e.value for e in at.main.error]
 
-    run = at.session_state[page_module.RUN_KEY]
+    run = at.session_state[page_module.CHAT_KEY].run
     deadline = time.monotonic() + 600
     while not run.done:
         assert time.monotonic() < deadline
         time.sleep(0.5)
     at.run()
     assert not at.exception
-    steps = [e.label for e in at.main.expander if e.label.startswith("Step ")]
+    steps = [m.value for m in at.main.markdown if m.value.startswith("**Step ")]
     assert 1 <= len(steps) <= 2
-    assert "Final answer" in [s.value for s in at.main.subheader]
-    assert any(m.value.startswith("**Total thinking time: ") for m in at.main.markdown)
+    assert [s.label.startswith("Thought for ") for s in at.main.status] == [True]
+    assert any(c.value.startswith("Total thinking time: ") for c in at.main.caption)
     with HistoryStore(tmp_path / "history.sqlite3") as store:
         [record] = store.list()
     assert record.status == "completed" and record.model.startswith("qwen2.5-coder-0.5b")

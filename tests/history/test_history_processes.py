@@ -149,11 +149,10 @@ def test_many_processes_and_the_page_write_one_history_at_once(tmp_path, monkeyp
     page = AppTest.from_file(page_module.__file__, default_timeout=30)
     page.session_state[page_module.TEST_BACKEND_KEY] = demo_backend()
     page.run()
-    page.text_area(key="tc.question").input(QUESTION)
     time.sleep(max(0.0, start_at - time.time()))
-    next(b for b in page.button if b.label == "Think it through").click()
+    page.chat_input(key="tc.question").set_value(QUESTION)
     page.run()
-    run = page.session_state[page_module.RUN_KEY]
+    run = page.session_state[page_module.CHAT_KEY].run
     wait_until(lambda: run.done, what="the page's chain")
     assert run.history_error is None
     for proc in procs:

@@ -39,10 +39,10 @@ class Page:
         assert not self.at.exception, [e.value for e in self.at.exception]
 
     def ask(self, question: str, *, compare: bool = False) -> Page:
-        self.at.text_area(key="tc.question").input(question)
+        """Type into the chat box and send (with the sidebar's compare switch turned on)."""
         if compare:
-            self.at.toggle(key="tc.compare").set_value(True)
-        self.button("Think it through").click()
+            self.at.sidebar.toggle(key="tc.compare").set_value(True)
+        self.at.chat_input(key="tc.question").set_value(question)
         self.at.run()
         self.check()
         return self
@@ -52,10 +52,14 @@ class Page:
         assert matches, f"no button {label!r} among {[b.label for b in self.at.button]}"
         return matches[0]
 
+    def chat(self):  # type: ignore[no-untyped-def]
+        return self.at.session_state[page_module.CHAT_KEY]
+
     def runs(self) -> list:  # type: ignore[type-arg]
-        state = self.at.session_state
-        keys = (page_module.RUN_KEY, page_module.DIRECT_KEY)
-        return [state[k] for k in keys if k in state and state[k] is not None]
+        if page_module.CHAT_KEY not in self.at.session_state:
+            return []
+        chat = self.chat()
+        return [run for run in (chat.run, chat.direct) if run is not None]
 
     def wait_until_done(self, timeout: float = 60) -> Page:
         deadline = time.monotonic() + timeout
@@ -79,10 +83,22 @@ class Page:
 
     # what is on the page
     def step_labels(self) -> list[str]:
-        return [e.label for e in self.at.main.expander if e.label.startswith("Step ")]
+        """The headings of the steps, in every turn, whether their section is open or not."""
+        return [m.value.strip("*") for m in self.at.main.markdown if m.value.startswith("**Step ")]
+
+    def thoughts(self) -> list[str]:
+        """The labels of the turns' thinking sections ("Thought for 1.2 s · 3 steps")."""
+        return [s.label for s in self.at.main.status]
+
+    def messages(self) -> list[str]:
+        """Who speaks, turn after turn: "user", "assistant", ..."""
+        return [m.name for m in self.at.main.chat_message]
 
     def texts(self) -> list[str]:
         return [m.value for m in self.at.main.markdown]
+
+    def captions(self) -> list[str]:
+        return [c.value for c in self.at.main.caption]
 
     def errors(self) -> list[str]:
         return [e.value for e in self.at.main.error]
@@ -90,11 +106,9 @@ class Page:
     def warnings(self) -> list[str]:
         return [w.value for w in self.at.main.warning]
 
-    def subheaders(self) -> list[str]:
-        return [s.value for s in self.at.main.subheader]
-
-    def total_time_shown(self) -> bool:
-        return any(text.startswith("**Total thinking time: ") for text in self.texts())
+    def answers_shown(self) -> int:
+        """How many answers have ended: each ends with its total thinking time."""
+        return sum(1 for c in self.captions() if c.startswith("Total thinking time: "))
 
 
 @pytest.fixture

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from thinkchain.events import CodeRun, FinalAnswer, Step, Usage
 from thinkchain.history import HistoryStore
 from thinkchain.testing.fake_openai import FakeItem, FakeOpenAIServer, FakeReply, FakeStall
 
@@ -17,15 +20,45 @@ STRAWBERRY = "How many letters r are in the word strawberry?"
 XSS = "<script>alert(1)</script><img src=x onerror=\"document.title='pwned'\">"
 
 
+def chat_box(page: Any) -> Any:
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.wait_for(timeout=60_000)
+    return box
+
+
+def send(page: Any, question: str) -> None:
+    """Type into the chat box and press Enter, once the box takes questions again."""
+    box = chat_box(page)
+    page.wait_for_function("el => !el.disabled", arg=box.element_handle(), timeout=60_000)
+    box.fill(question)
+    box.press("Enter")
+
+
+def wait_answered(page: Any, answers: int, total: str = "Total thinking time") -> None:
+    """Wait for ``answers`` answers, and for the page to settle after the last one (the chat
+    box takes questions again)."""
+    page.wait_for_function(
+        "([total, answers]) => document.body.innerText.split(total).length > answers",
+        arg=[total, answers],
+        timeout=120_000,
+    )
+    box = chat_box(page)
+    page.wait_for_function("el => !el.disabled", arg=box.element_handle(), timeout=30_000)
+
+
 def ask_in_browser(page: Any, url: str, question: str, *, compare: bool = False) -> None:
     page.goto(url)
-    box = page.get_by_label("Your question")
-    box.wait_for(timeout=60_000)
-    box.fill(question)
+    chat_box(page)
     if compare:
         page.get_by_text("Compare with a direct answer").click()
-    page.get_by_role("button", name="Think it through").click()
-    page.get_by_text("Total thinking time").wait_for(timeout=120_000)
+    send(page, question)
+    wait_answered(page, 1)
+
+
+def open_thought(page: Any, label: str = "Thought for") -> None:
+    """Open the last answer's folded thinking, and let it finish unfolding."""
+    page.get_by_text(label).last.click()
+    page.wait_for_timeout(800)
 
 
 def test_a_question_is_answered_in_visible_steps(
@@ -37,13 +70,16 @@ def test_a_question_is_answered_in_visible_steps(
     ask_in_browser(page, server.url, STRAWBERRY, compare=True)
 
     titles = ["Restating the question", "Spelling the word out", "Counting and checking"]
-    for number, title in enumerate(titles, 1):
-        assert page.get_by_text(f"Step {number}: {title}").is_visible()
-    assert page.get_by_text("s-t-r-a-w-b-e-r-r-y: the letters are").is_visible()
-    assert page.get_by_role("heading", name="Final answer").is_visible()
+    # The answer shows; its steps are folded into "Thought for N s · 3 steps" until opened.
     assert page.get_by_text("(positions 3, 8 and 9)").is_visible()
+    assert not page.get_by_text("Step 1: Restating the question").is_visible()
+    assert page.get_by_text(re.compile(r"^Thought for [\d.]+ s · 3 steps$")).is_visible()
+    open_thought(page)
+    for number, title in enumerate(titles, 1):
+        page.get_by_text(f"Step {number}: {title}").wait_for(timeout=5_000)
+    assert page.get_by_text("s-t-r-a-w-b-e-r-r-y: the letters are").is_visible()
     # The plain one-shot answer beside the chain gets it wrong, which is the point.
-    assert page.get_by_role("heading", name="Direct answer (no reasoning)").is_visible()
+    assert page.get_by_text("Direct answer (no reasoning)").is_visible()
     assert page.get_by_text("There are 2 letters r in strawberry.").is_visible()
     page.screenshot(path=str(artifacts / "browser-strawberry-demo.png"))
 
@@ -81,6 +117,7 @@ def test_model_markup_shows_as_text_and_runs_nothing(
         dialogs: list[str] = []
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         ask_in_browser(page, server.url, STRAWBERRY)
+        open_thought(page)
         page.wait_for_timeout(500)  # give any injected handler the chance to fire
         page.screenshot(path=str(artifacts / "browser-xss.png"))
 
@@ -111,27 +148,117 @@ def test_steps_stream_in_and_stop_keeps_the_finished_ones(
         )
         page = chromium.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(server.url)
-        page.get_by_label("Your question").fill(STRAWBERRY)
-        page.get_by_role("button", name="Think it through").click()
+        send(page, STRAWBERRY)
 
+        # The thinking is open while it happens; the step being written grows in it.
         writing = page.get_by_text("Step 2: Spelling …")
         writing.wait_for(timeout=60_000)
-        body = page.locator("[data-testid='stExpander']", has=writing)
+        body = page.locator("[data-testid='stVerticalBlock']", has=writing).last
         first = body.inner_text()
         page.wait_for_timeout(1500)
         later = body.inner_text()
         assert "Reading the word" in later and len(later) > len(first)  # it grows as written
+        page.screenshot(path=str(artifacts / "browser-streaming.png"))
 
         page.get_by_text("Reasoning: step 3").wait_for(timeout=60_000)
         page.get_by_role("button", name="Stop").click()
         page.get_by_text("Stopped.").wait_for(timeout=15_000)
+        open_thought(page)
+        page.get_by_text("Step 1: Restating").wait_for(timeout=5_000)
         page.screenshot(path=str(artifacts / "browser-stopped.png"))
-        assert page.get_by_text("Step 1: Restating").is_visible()
+        assert page.get_by_text(re.compile(r"^Thought for [\d.]+ s · 2 steps$")).is_visible()
         assert page.get_by_text("Step 2: Spelling", exact=True).is_visible()
         assert page.get_by_text("Step 3").count() == 0
-        assert page.get_by_role("heading", name="Final answer").count() == 0
         assert page.get_by_role("button", name="Stop").count() == 0
+        assert chat_box(page).is_enabled()  # the next question can be asked
 
 
 def step(title: str, content: str) -> str:
     return json.dumps({"title": title, "content": content, "next_action": "continue"})
+
+
+def test_a_chinese_conversation_with_a_follow_up(
+    start_ui: Any, chromium: Any, tmp_path: Path, artifacts: Path
+) -> None:
+    fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout
+    if not fonts.strip():
+        pytest.fail("no CJK font: `apt-get install fonts-noto-cjk` (make system-deps)")
+    db = tmp_path / "history.sqlite3"
+    server = start_ui("--demo", "--history", str(db))
+    # A browser set to Chinese gets the page in Chinese.
+    page = chromium.new_page(viewport={"width": 1400, "height": 1600}, locale="zh-CN")
+    page.goto(server.url)
+    assert chat_box(page).get_attribute("placeholder") == "例如:strawberry 这个单词里有几个字母 r?"
+    send(page, "strawberry 这个单词里有几个字母 r?")
+    wait_answered(page, 1, "总思考时间")
+    assert chat_box(page).get_attribute("placeholder") == "继续提问"
+    send(page, "那 raspberry 里呢?")
+    wait_answered(page, 2, "总思考时间")
+    open_thought(page, "思考了")
+    page.get_by_text("第 1 步:Restating the question").last.wait_for(timeout=5_000)
+    page.screenshot(path=str(artifacts / "browser-chinese-conversation.png"))
+
+    # Both turns are on the page, each question with its answer, the last one's steps open.
+    assert page.get_by_text("strawberry 这个单词里有几个字母 r?").first.is_visible()
+    assert page.get_by_text(re.compile(r"^思考了 [\d.]+ s · 共 \d 步$")).count() == 2
+    assert page.get_by_text("(positions 3, 8 and 9)").count() == 2
+    assert page.get_by_role("button", name="新对话").is_visible()
+    with HistoryStore(db) as store:
+        [conversation] = store.conversations()
+    assert [turn.question for turn in conversation.turns] == [
+        "strawberry 这个单词里有几个字母 r?",
+        "那 raspberry 里呢?",
+    ]
+
+
+def test_code_steps_reopened_from_the_history(
+    start_ui: Any, chromium: Any, tmp_path: Path, artifacts: Path
+) -> None:
+    db = tmp_path / "history.sqlite3"
+    code = "word = 'strawberry'\nprint(word.count('r'))"
+    ok = CodeRun(code, "3\n", "ok", None, 0.04)
+    broken = CodeRun("print(1 / 0)", "", "error", "ZeroDivisionError: division by zero", 0.01)
+    steps = [
+        Step(
+            1,
+            "Counting with code",
+            f"Count it.\n```python\n{code}\n```",
+            "continue",
+            0.3,
+            0.1,
+            Usage(9, 20),
+            runs=(ok,),
+        ),
+        Step(
+            2,
+            "A check that fails",
+            "Check.\n```python\nprint(1 / 0)\n```",
+            "final_answer",
+            0.2,
+            0.1,
+            Usage(9, 10),
+            runs=(broken,),
+        ),
+    ]
+    with HistoryStore(db) as store:
+        store.start_chain("coded", STRAWBERRY, model="scripted", mode="iterative")
+        for item in steps:
+            store.add_step("coded", item)
+        store.set_answer("coded", FinalAnswer("There are 3.", 0.1, None, Usage(5, 4)))
+        store.finish_chain(
+            "coded", status="completed", error=None, seconds=0.7, usage=Usage(23, 34), stats={}
+        )
+    server = start_ui("--demo", "--history", str(db))
+    page = chromium.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(server.url)
+    page.get_by_role("button", name=STRAWBERRY).click()
+    open_thought(page)
+    page.get_by_text("Output · 0.04 s").wait_for(timeout=10_000)
+    page.screenshot(path=str(artifacts / "browser-code-steps.png"))
+
+    python = page.locator("code.language-python")
+    assert python.count() == 2 and "print(word.count('r'))" in python.first.inner_text()
+    assert python.first.locator("span.token").count() > 0  # highlighted, not plain text
+    assert page.locator("code.language-text", has_text="3").is_visible()
+    alert = page.get_by_test_id("stAlertContentError")
+    assert "Error · 0.01 s" in alert.inner_text() and "ZeroDivisionError" in alert.inner_text()

@@ -1,4 +1,7 @@
-"""The web page in Streamlit's AppTest, driven by scripted models: what a user sees and does."""
+"""The web page in Streamlit's AppTest, driven by scripted models: what a user sees and does.
+
+The conversation itself (follow-ups, reopening, code steps) is in test_chat.py.
+"""
 
 from __future__ import annotations
 
@@ -23,16 +26,20 @@ DEMO_TITLES = [
 def test_steps_appear_in_order_then_the_answer_and_the_total_time(open_page, history_path):
     page = open_page(demo_backend()).ask(STRAWBERRY).wait_until_done()
 
+    assert page.messages() == ["user", "assistant"]
     assert page.step_labels() == DEMO_TITLES
     texts = page.texts()
     spelled = next(i for i, t in enumerate(texts) if t.startswith("s-t-r-a-w-b-e-r-r-y"))
     answer = next(i for i, t in enumerate(texts) if "(positions 3, 8 and 9)" in t)
     assert spelled < answer
-    assert page.subheaders() == ["Final answer"]
-    assert page.total_time_shown()
+    # The steps are folded away under the answer's "Thought for" section, and open to all of them.
+    [thought] = page.at.main.status
+    assert thought.label.startswith("Thought for ") and thought.label.endswith(" s · 3 steps")
+    assert not thought.proto.expanded
+    assert [m.value.strip("*") for m in thought.markdown if m.value.startswith("**")] == DEMO_TITLES
+    assert page.answers_shown() == 1
     # Each step shows its own time and tokens.
-    captions = [c.value for c in page.at.main.caption]
-    assert sum(1 for c in captions if c.endswith(" tokens") and " s · " in c) == 3
+    assert sum(1 for c in page.captions() if c.endswith(" tokens") and " s · " in c) == 3
     assert [b.label for b in page.at.main.get("download_button")] == [
         "Download as Markdown",
         "Download as JSON",
@@ -60,10 +67,10 @@ def test_the_step_being_written_grows_on_the_page(open_page, history_path):
     page.ask("Count to twelve")
 
     def partial_content(p) -> str:
-        labels = [e for e in p.at.main.expander if e.label.startswith("Step 1: Slowly")]
-        if not labels or not labels[0].label.endswith("…"):
+        texts = [*p.texts(), ""]
+        if "**Step 1: Slowly …**" not in texts:
             return ""
-        return labels[0].markdown[0].value.removesuffix(" ▌")
+        return texts[texts.index("**Step 1: Slowly …**") + 1].removesuffix(" ▌")
 
     seen = partial_content(page.wait_for(lambda p: "three" in partial_content(p)))
     assert words.startswith(seen) and seen != words  # part of the step, before it is done
@@ -84,7 +91,7 @@ def test_a_failure_keeps_the_steps_already_shown(open_page, history_path):
     assert page.step_labels() == ["Step 1: First", "Step 2: Second"]
     [error] = page.errors()
     assert "The model server failed" in error and "the GPU caught fire" in error
-    assert "Final answer" not in page.subheaders()
+    assert page.runs()[0].snapshot().answer is None
     with HistoryStore(history_path) as store:
         [record] = store.list()
     assert record.status == "backend_error" and record.step_count == 2
@@ -100,7 +107,7 @@ def test_an_invalid_step_is_retried_then_reported(open_page, history_path):
     [error] = page.errors()
     assert error.startswith("A step could not be generated") and "3 attempt" in error
     # Attempts 1 and 2 were thrown away and retried; the third failed the step.
-    assert any(c.value.endswith("2 discarded attempts") for c in page.at.main.caption)
+    assert any(c.endswith("2 discarded attempts") for c in page.captions())
 
 
 def test_a_token_budget_ends_the_chain_with_its_steps(open_page, history_path):
@@ -148,8 +155,9 @@ def test_stop_ends_the_chain_at_once_and_keeps_finished_steps(open_page, history
     assert run.done  # cancelled: the step that would take two minutes is not waited for
     assert page.step_labels() == ["Step 1: First", "Step 2: Second"]
     assert any(w.startswith("Stopped.") for w in page.warnings())
-    assert "Final answer" not in page.subheaders()
+    assert run.snapshot().answer is None
     assert not [b for b in page.at.main.button if b.label == "Stop"]
+    assert not page.at.chat_input(key="tc.question").proto.disabled  # ready for the next one
     with HistoryStore(history_path) as store:
         [record] = store.list()
         saved = store.get(record.id)
@@ -159,7 +167,7 @@ def test_stop_ends_the_chain_at_once_and_keeps_finished_steps(open_page, history
 
 def test_a_chain_from_the_history_reopens_as_it_was(open_page, history_path):
     page = open_page(demo_backend()).ask(STRAWBERRY, compare=True).wait_until_done()
-    live = (page.step_labels(), page.texts(), page.subheaders())
+    live = (page.step_labels(), page.texts(), page.thoughts())
 
     fresh = open_page(None)  # another visit: nothing running, only the history
     [entry] = [b for b in fresh.at.sidebar.button if STRAWBERRY in b.label]
@@ -167,13 +175,13 @@ def test_a_chain_from_the_history_reopens_as_it_was(open_page, history_path):
     fresh.at.run()
     fresh.check()
 
-    assert any(c.value.startswith("From the history") for c in fresh.at.main.caption)
-    assert (fresh.step_labels(), fresh.texts(), fresh.subheaders()) == live
-    assert "Direct answer (no reasoning)" in fresh.subheaders()
+    assert any(c.startswith("From the history") for c in fresh.captions())
+    assert (fresh.step_labels(), fresh.texts(), fresh.thoughts()) == live
+    assert "**Direct answer (no reasoning)**" in fresh.texts()
     assert any("There are 2 letters r" in t for t in fresh.texts())
-    fresh.button("Back to the current question").click()
+    fresh.button("New conversation").click()
     fresh.at.run()
-    assert fresh.step_labels() == []
+    assert fresh.step_labels() == [] and fresh.messages() == []
 
 
 @pytest.mark.parametrize("question", ["", "   \n\t  "])
@@ -212,7 +220,7 @@ def test_a_locked_history_is_reported_and_the_chain_still_shows(
         other.close()
 
     assert page.step_labels() == DEMO_TITLES
-    assert "Final answer" in page.subheaders()
+    assert page.answers_shown() == 1
     [warning] = page.warnings()
     assert "could not be saved" in warning and "locked" in warning
 
@@ -236,20 +244,18 @@ def test_the_page_speaks_chinese(open_page, history_path):
     page.at.sidebar.radio(key="tc.ui_lang").set_value("zh")
     page.at.run()
     assert page.at.title[0].value == "thinkchain:看得见每一步的推理"
-    assert page.at.text_area(key="tc.question").placeholder.startswith("例如")
+    assert page.at.chat_input(key="tc.question").placeholder.startswith("例如")
 
-    page.at.text_area(key="tc.question").input("strawberry 这个单词里有几个字母 r?")
-    page.button("开始推理").click()
-    page.at.run()
-    page.wait_until_done()
-    labels = [e.label for e in page.at.main.expander]
-    assert labels[:3] == [
+    page.ask("strawberry 这个单词里有几个字母 r?").wait_until_done()
+    headings = [m.value.strip("*") for m in page.at.main.markdown if m.value.startswith("**第")]
+    assert headings == [
         "第 1 步:Restating the question",
         "第 2 步:Spelling the word out",
         "第 3 步:Counting and checking",
     ]
-    assert "最终答案" in page.subheaders()
-    assert any(t.startswith("**总思考时间:") for t in page.texts())
+    assert page.thoughts()[0].startswith("思考了 ") and page.thoughts()[0].endswith(" · 共 3 步")
+    assert any(c.startswith("总思考时间:") for c in page.captions())
+    assert page.at.chat_input(key="tc.question").placeholder == "继续提问"
 
 
 def test_the_mode_selector_offers_every_chain_mode(open_page, history_path):
@@ -315,9 +321,9 @@ def test_a_model_is_made_once_per_process_not_on_every_rerun(open_page, history_
             page.at.sidebar.radio(key="tc.backend").set_value("server")
             page.at.run()
             page.at.sidebar.text_input(key="tc.url").input(fake.url)
-            for question in ("What is 6 * 7?", "And 7 * 6?"):
+            for number, question in enumerate(("What is 6 * 7?", "And 7 * 6?"), start=1):
                 page.ask(question).wait_until_done()
-                assert "Final answer" in page.subheaders()
+                assert page.answers_shown() == number
     assert len(made) == 1
 
 
@@ -327,8 +333,8 @@ def test_a_chain_cut_short_says_why(open_page, history_path):
     page = open_page(backend).ask(STRAWBERRY).wait_until_done()
 
     assert page.step_labels() == ["Step 1: Plan"]  # fewer than the three asked for...
-    assert any(c.value.endswith("1 repeated step cut") for c in page.at.main.caption)  # ...why
-    assert "Final answer" in page.subheaders()
+    assert any(c.endswith("1 repeated step cut") for c in page.captions())  # ...why
+    assert page.answers_shown() == 1
 
 
 def test_self_consistency_shows_each_chain_the_vote_and_the_winner(open_page, history_path):
@@ -348,12 +354,11 @@ def test_self_consistency_shows_each_chain_the_vote_and_the_winner(open_page, hi
 
     texts = page.texts()
     assert sum(1 for t in texts if t.startswith("- Chain ")) == 4
-    captions = [c.value for c in page.at.main.caption]
-    vote = next(c for c in captions if c.startswith("Vote of 4 chains"))
+    vote = next(c for c in page.captions() if c.startswith("Vote of 4 chains"))
     assert "3 × 3" in vote and "2 × 1" in vote
     # The winning chain is shown in full, with its answer; the history keeps it.
     assert page.step_labels() == ["Step 1: Step 1", "Step 2: Step 2", "Step 3: Step 3"]
-    assert "Final answer" in page.subheaders()
+    assert "**3**" in texts
     store = HistoryStore(history_path)
     (listed,) = store.list()
     kept = store.get(listed.id)

@@ -1,9 +1,10 @@
-"""The thinkchain web page (Streamlit).  Run it with ``thinkchain ui``.
+"""The thinkchain web page (Streamlit), a conversation.  Run it with ``thinkchain ui``.
 
-The page draws chains and nothing else: a chain runs on a thread of its own (see
-:mod:`thinkchain.ui.live`), the page reads snapshots of it, and a fragment redraws the running
-part a few times a second, so the step being written grows on the page as the model writes
-it.  Stop cancels the chain at once; any other click reruns the page without disturbing it.
+Each question is a turn: the chain runs on a thread of its own (see :mod:`thinkchain.ui.live`),
+the page reads snapshots of it, and a fragment redraws the running turn a few times a second,
+so the step being written grows on the page as the model writes it.  A follow-up question is
+asked after the earlier questions and their final answers.  Stop cancels the chain at once;
+any other click reruns the page without disturbing it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from thinkchain.backends.base import Backend, BackendError
 from thinkchain.cancel import CancelToken
 from thinkchain.chain import Chain
 from thinkchain.events import ChainEvent
-from thinkchain.history import ChainRecord, ChainRecorder, HistoryError, HistoryStore
+from thinkchain.history import ChainRecorder, Conversation, HistoryError, HistoryStore
 from thinkchain.history.store import default_path
 from thinkchain.models import ModelError
 from thinkchain.questions import InvalidQuestion, clean_question
@@ -32,12 +33,12 @@ from thinkchain.ui.backend_choice import (
     is_loaded,
     launch_choice,
 )
+from thinkchain.ui.chat import Chat
 from thinkchain.ui.live import LiveRun
 from thinkchain.ui.markdown import safe_label
 from thinkchain.ui.texts import translator
 
-RUN_KEY = "tc.run"  # the LiveRun of the current chain
-DIRECT_KEY = "tc.direct"  # the LiveRun of the direct answer beside it, when comparing
+CHAT_KEY = "tc.chat"  # the Chat on the page
 # Tests put a backend object here to drive the page with a scripted model.
 TEST_BACKEND_KEY = "tc.test_backend"
 REDRAW_SECONDS = 0.2
@@ -48,78 +49,87 @@ def main() -> None:
     lang = sidebar.language()
     t = translator(lang)
     page = sidebar.settings(t, launch_choice())
-    records, history_problem = _history_list()
-    sidebar.history(t, records, history_problem)
+    chat = _chat()
+    if sidebar.OPEN_KEY in st.session_state:
+        chat = _switch(str(st.session_state.pop(sidebar.OPEN_KEY)), t)
+    conversations, history_problem = _history_list()
+    sidebar.history(t, conversations, history_problem)
 
     st.title(t("title"))
-    st.markdown(t("description"))
-    with st.form("tc.ask", border=False):
-        text = st.text_area(t("question"), placeholder=t("placeholder"), key="tc.question")
-        compare = st.toggle(t("compare"), help=t("compare_help"), key="tc.compare")
-        submitted = st.form_submit_button(t("think"), type="primary")
-    if submitted:
-        _submit(text, bool(compare), page, t)
-
-    opened = st.session_state.get(sidebar.OPEN_KEY)
-    if opened:
-        _show_opened(str(opened), t, lang)
-        return
-    run: LiveRun | None = st.session_state.get(RUN_KEY)
-    direct: LiveRun | None = st.session_state.get(DIRECT_KEY)
-    if run is None:
-        return
-    if run.done and (direct is None or direct.done):
-        _show_finished(run, direct, t, lang)
-    else:
-        st.button(t("stop"), key="tc.stop", on_click=_stop, icon="⏹️")
-        _live(t)
+    if chat.empty:
+        st.markdown(t("description"))
+    text = st.chat_input(
+        t("placeholder") if chat.empty else t("follow_up"),
+        key="tc.question",
+        disabled=chat.running,
+    )
+    problem = None
+    if text is not None:
+        problem = _submit(chat, text, page, t)
+        if problem is None:
+            st.rerun()  # the input greys out while the new turn runs
+    _draw(chat, t, lang)
+    if problem is not None:
+        st.error(problem)
 
 
-# -- starting and stopping ------------------------------------------------------------------
+def _chat() -> Chat:
+    if CHAT_KEY not in st.session_state:
+        st.session_state[CHAT_KEY] = Chat()
+    chat: Chat = st.session_state[CHAT_KEY]
+    return chat
 
 
-def _submit(text: str, compare: bool, page: sidebar.PageSettings, t: Any) -> None:
-    st.session_state.pop(sidebar.OPEN_KEY, None)
+# -- starting, stopping, switching ----------------------------------------------------------
+
+
+def _submit(chat: Chat, text: str, page: sidebar.PageSettings, t: Any) -> str | None:
+    """Start the next turn; what stops it from starting, for the user, or None."""
     if page.chain is None:
-        st.error(t("settings_invalid", message=safe_label(page.problem or "")))
-        return
+        return t("settings_invalid", message=safe_label(page.problem or ""))
     settings = page.chain
     try:
         clean_question(text, settings.max_question_chars)
     except InvalidQuestion as err:
-        st.error(t(f"question_{err.reason}", length=err.length, limit=err.limit))
-        return
-    backend = _backend(page.choice, t)
+        return t(f"question_{err.reason}", length=err.length, limit=err.limit)
+    backend, problem = _backend(page.choice, t)
     if backend is None:
-        return
-    _stop()
+        return problem
+    chat.stop()
+    context = chat.context()
     describe = page.choice.describe()
     if page.strategy == "sc":
         sc = SelfConsistency(backend, settings, k=page.k)
         run = _start(
             text,
-            lambda cancel: stream_as_chain(sc, text, cancel=cancel),
+            lambda cancel: stream_as_chain(sc, text, context=context, cancel=cancel),
             describe,
             settings,
-            None,
+            conversation=chat.id,
             samples=page.k,
         )
     else:
         chain = Chain(backend, settings)
         run = _start(
-            text, lambda cancel: chain.stream(text, cancel=cancel), describe, settings, None
-        )
-    st.session_state[RUN_KEY] = run
-    st.session_state[DIRECT_KEY] = None
-    if compare:
-        direct = Chain(backend, settings, mode="direct")
-        st.session_state[DIRECT_KEY] = _start(
             text,
-            lambda cancel: direct.stream(text, cancel=cancel),
+            lambda cancel: chain.stream(text, context=context, cancel=cancel),
             describe,
-            direct.settings,
-            run.chain_id,
+            settings,
+            conversation=chat.id,
         )
+    direct = None
+    if page.compare:
+        plain = Chain(backend, settings, mode="direct")
+        direct = _start(
+            text,
+            lambda cancel: plain.stream(text, context=context, cancel=cancel),
+            describe,
+            plain.settings,
+            conversation=run.conversation,
+            paired_with=run.chain_id,
+        )
+    chat.ask(run, direct)
+    return None
 
 
 def _start(
@@ -127,122 +137,131 @@ def _start(
     events: Callable[[CancelToken], Iterator[ChainEvent | StrategyEvent]],
     backend: str,
     settings: ChainSettings,
-    paired_with: str | None,
+    *,
+    conversation: str,
+    paired_with: str | None = None,
     samples: int = 0,
 ) -> LiveRun:
+    """``conversation``: "" for the first question, whose chain's id then names it."""
     recorder = ChainRecorder(
         _history_path(),
         backend=backend,
         source="ui",
         settings=settings,
         paired_with=paired_with,
+        conversation=conversation or None,
     )
     return LiveRun(
         text, events, recorder, backend=backend, settings=settings.model_dump(), samples=samples
     ).start()
 
 
-def _backend(choice: BackendChoice, t: Any) -> Backend | None:
+def _backend(choice: BackendChoice, t: Any) -> tuple[Backend | None, str | None]:
+    """The backend of the sidebar's choice, or None and why not."""
     injected = st.session_state.get(TEST_BACKEND_KEY)
     if injected is not None:
-        return injected
+        return injected, None
     if choice.kind == "server" and not choice.base_url:
-        st.error(t("server_url_missing"))
-        return None
+        return None, t("server_url_missing")
     try:
         if is_loaded(choice):
-            return backend_for(choice)
+            return backend_for(choice), None
         with st.spinner(t("loading_model")):
-            return backend_for(choice)
+            return backend_for(choice), None
     except ModelMissing as err:
-        st.error(t("model_missing", name=err.name, alias=err.alias))
+        return None, t("model_missing", name=err.name, alias=err.alias)
     except (ModelError, BackendError, ValueError, OSError) as err:
-        st.error(t("backend_failed", message=safe_label(str(err))))
-    return None
+        return None, t("backend_failed", message=safe_label(str(err)))
 
 
 def _stop() -> None:
-    """Stop button: cancel the running chains; their finished steps stay."""
-    for key in (RUN_KEY, DIRECT_KEY):
-        run: LiveRun | None = st.session_state.get(key)
-        if run is not None and not run.done:
-            run.cancel_token.cancel()
-    for key in (RUN_KEY, DIRECT_KEY):
-        run = st.session_state.get(key)
-        if run is not None:
-            run.wait(timeout=10)
+    """Stop button: cancel the running turn; its finished steps stay."""
+    _chat().stop()
+
+
+def _switch(conversation_id: str, t: Any) -> Chat:
+    """Show another conversation ("" for a new one); a turn still running is stopped first."""
+    _chat().stop()
+    chat = Chat()
+    if conversation_id:
+        try:
+            with HistoryStore(_history_path()) as store:
+                found = store.conversation(conversation_id)
+        except HistoryError as err:
+            st.error(t("history_unavailable", message=safe_label(str(err))))
+            found = None
+        if found is not None:
+            chat = Chat.reopened(found)
+    st.session_state[CHAT_KEY] = chat
+    return chat
 
 
 # -- drawing --------------------------------------------------------------------------------
 
 
+def _draw(chat: Chat, t: Any, lang: str) -> None:
+    if chat.from_history and chat.turns:
+        first = chat.turns[0]
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(first.created_at))
+        model = safe_label(first.model or first.backend)
+        st.caption(t("history_opened", when=when, model=model))
+    for record in chat.turns:
+        view.turn(record, t)
+    if chat.run is not None and chat.running:
+        with st.chat_message("user"):
+            view.question(chat.run.question)
+        with st.chat_message("assistant"):
+            st.button(t("stop"), key="tc.stop", on_click=_stop, icon=":material/stop_circle:")
+            _live(t)
+        return
+    _show_last(chat, t)
+    if not chat.empty:
+        conversation = chat.conversation()
+        key = f"tc.dl.{conversation.id}.{len(conversation.turns)}"
+        view.downloads(conversation, t, lang, key=key)
+
+
 @st.fragment(run_every=REDRAW_SECONDS)
 def _live(t: Any) -> None:
-    """Redraws the running chain(s); once everything has ended, the whole page redraws."""
-    run: LiveRun | None = st.session_state.get(RUN_KEY)
-    direct: LiveRun | None = st.session_state.get(DIRECT_KEY)
-    if run is None:
+    """Redraws the running turn; once everything has ended, the whole page redraws."""
+    chat = _chat()
+    if chat.run is None:
         return
-    if run.done and (direct is None or direct.done):
+    if not chat.running:
         st.rerun(scope="app")
-    if direct is None:
-        _live_chain(run, t)
+    if chat.direct is None:
+        _live_chain(chat.run, t)
         return
     left, right = st.columns([3, 2], gap="large")
     with left:
-        _live_chain(run, t)
+        _live_chain(chat.run, t)
     with right:
-        record = direct.record()
+        record = chat.direct.record()
         if record is None:
-            view.running_direct(direct.snapshot(), t)
+            view.running_direct(chat.direct.snapshot(), t)
         else:
             view.direct_answer(record, t)
 
 
 def _live_chain(run: LiveRun, t: Any) -> None:
     record = run.record()
-    if record is None:
-        view.running(run.snapshot(), t)
-    else:
-        view.chain_body(record, t)
-
-
-def _show_finished(run: LiveRun, direct: LiveRun | None, t: Any, lang: str) -> None:
-    record = run.record()
-    if record is None:  # pragma: no cover - a done run always has its terminal event
-        return
-    if direct is not None:
-        record.paired = direct.record()
     snapshot = run.snapshot()
-    if snapshot.k:
-        view.samples(snapshot, t)
-    view.finished(record, t, lang, key=f"tc.dl.{record.id}")
-    for problem in {run.history_error, direct.history_error if direct else None} - {None}:
-        st.warning(t("history_not_saved", message=safe_label(str(problem))))
-
-
-def _show_opened(chain_id: str, t: Any, lang: str) -> None:
-    try:
-        with HistoryStore(_history_path()) as store:
-            record = store.get(chain_id)
-    except HistoryError as err:
-        st.error(t("history_unavailable", message=safe_label(str(err))))
-        return
-    st.button(t("history_close"), key="tc.close", on_click=_close_opened, icon="↩️")
     if record is None:
-        st.session_state.pop(sidebar.OPEN_KEY, None)
+        view.running(snapshot, t)
+    else:
+        view.reply(record, t, vote=snapshot if snapshot.k else None)
+
+
+def _show_last(chat: Chat, t: Any) -> None:
+    """The turn asked last, once it has ended, and whether the history could keep it."""
+    record = chat.last()
+    if record is None or chat.run is None:
         return
-    when = _when(record)
-    st.caption(t("history_opened", when=when, model=safe_label(record.model or record.backend)))
-    view.finished(record, t, lang, key=f"tc.dl.{record.id}")
-
-
-def _close_opened() -> None:
-    st.session_state.pop(sidebar.OPEN_KEY, None)
-
-
-def _when(record: ChainRecord) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at))
+    snapshot = chat.run.snapshot()
+    view.turn(record, t, vote=snapshot if snapshot.k else None)
+    runs = [run for run in (chat.run, chat.direct) if run is not None]
+    for problem in {run.history_error for run in runs} - {None}:
+        st.warning(t("history_not_saved", message=safe_label(str(problem))))
 
 
 # -- history --------------------------------------------------------------------------------
@@ -252,10 +271,10 @@ def _history_path() -> str:
     return str(default_path())
 
 
-def _history_list() -> tuple[list[ChainRecord] | None, str | None]:
+def _history_list() -> tuple[list[Conversation] | None, str | None]:
     try:
         with HistoryStore(_history_path()) as store:
-            return store.list(limit=30), None
+            return store.conversations(limit=30), None
     except HistoryError as err:
         return None, str(err)
 

@@ -29,6 +29,9 @@ from ..events import (
     ChainFailed,
     ChainResult,
     ChainStarted,
+    CodeDone,
+    CodeRun,
+    CodeStarted,
     FinalAnswer,
     Retry,
     Step,
@@ -48,6 +51,8 @@ class PartialStep:
     index: int
     title: str = ""
     content: str = ""
+    runs: list[CodeRun] = field(default_factory=list)  # its code blocks that have run
+    running_code: str | None = None  # the block running in the sandbox right now
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,12 @@ class ChainView:
             self.samples.append(SampleState(len(self.samples) + 1))
         return self.samples[index]
 
+    def _step(self, index: int) -> PartialStep:
+        """The step being written, started afresh if the event is about another one."""
+        if self.current is None or self.current.index != index:
+            self.current = PartialStep(index)
+        return self.current
+
     def apply(self, event: ChainEvent | StrategyEvent) -> None:
         if isinstance(event, SampleEvent):
             sample = self._sample(event.sample)
@@ -125,12 +136,17 @@ class ChainView:
         elif isinstance(event, StepStarted):
             self.current = PartialStep(event.index)
         elif isinstance(event, StepDelta):
-            if self.current is None or self.current.index != event.index:
-                self.current = PartialStep(event.index)
+            current = self._step(event.index)
             if event.field == "title":
-                self.current.title += event.text
+                current.title += event.text
             else:
-                self.current.content += event.text
+                current.content += event.text
+        elif isinstance(event, CodeStarted):
+            self._step(event.index).running_code = event.code
+        elif isinstance(event, CodeDone):
+            current = self._step(event.index)
+            current.runs.append(event.run)
+            current.running_code = None
         elif isinstance(event, Retry):
             # The attempt's text is thrown away; the next attempt streams from empty.
             self.notices.append(
@@ -189,6 +205,11 @@ class LiveRun:
     def chain_id(self) -> str | None:
         return self.recorder.chain_id if self.recorder else None
 
+    @property
+    def conversation(self) -> str:
+        """The id of the conversation the chain is a turn of ("" when it is not recorded)."""
+        return self.recorder.conversation if self.recorder else ""
+
     def start(self) -> LiveRun:
         self._thread.start()
         return self
@@ -235,6 +256,7 @@ class LiveRun:
             backend=self.backend,
             source="ui",
             settings=self.settings,
+            conversation=self.conversation,
         )
 
     @property
@@ -255,5 +277,7 @@ def _copy_view(view: ChainView) -> ChainView:
     snapshot.steps = list(view.steps)
     snapshot.notices = list(view.notices)
     snapshot.current = copy.copy(view.current)
+    if snapshot.current is not None:
+        snapshot.current.runs = list(snapshot.current.runs)
     snapshot.samples = [copy.copy(sample) for sample in view.samples]
     return snapshot

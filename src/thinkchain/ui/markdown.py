@@ -19,26 +19,47 @@ _BACKTICKS = re.compile(r"`+")
 
 def safe_markdown(text: str) -> str:
     """``text`` as Markdown that renders no HTML and keeps its line breaks."""
-    out: list[str] = []
-    prose: list[str] = []
+    pieces = _pieces(text)
+    return "\n".join("\n".join(lines if fenced else _prose(lines)) for lines, fenced, _ in pieces)
+
+
+def code_segments(text: str) -> list[tuple[str, str | None]]:
+    """``text`` cut at its fenced code blocks, each piece made safe as :func:`safe_markdown`
+    makes it: ``(markdown, code)``, where ``code`` is a block's body and None for prose."""
+    segments: list[tuple[str, str | None]] = []
+    for lines, fenced, closed in _pieces(text):
+        if fenced:
+            segments.append(("\n".join(lines), "\n".join(lines[1 : -1 if closed else None])))
+        else:
+            segments.append(("\n".join(_prose(lines)), None))
+    return segments
+
+
+def _pieces(text: str) -> list[tuple[list[str], bool, bool]]:
+    """The lines of ``text`` in runs of prose and fenced blocks (fence lines included), each
+    with whether it is a block and whether that block is closed; a block still open at the end
+    (a step being written) runs to the end."""
+    pieces: list[tuple[list[str], bool, bool]] = []
+    current: list[str] = []
     fence: str | None = None
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         if fence is None:
             opened = _FENCE.match(line)
             if opened:
-                out.extend(_prose(prose))
-                prose = []
-                fence = opened.group(1)
-                out.append(line)
+                if current:
+                    pieces.append((current, False, False))
+                current, fence = [line], opened.group(1)
             else:
-                prose.append(line)
+                current.append(line)
         else:
-            out.append(line)
+            current.append(line)
             closing = line.strip()
             if closing.startswith(fence) and set(closing) == {fence[0]}:
-                fence = None
-    out.extend(_prose(prose))
-    return "\n".join(out)
+                pieces.append((current, True, True))
+                current, fence = [], None
+    if current or not pieces:
+        pieces.append((current, fence is not None, False))
+    return pieces
 
 
 def safe_label(text: str) -> str:

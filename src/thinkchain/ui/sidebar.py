@@ -1,4 +1,4 @@
-"""The sidebar: page language, model, chain settings, and the list of past chains."""
+"""The sidebar: page language, model, chain settings, and the list of past conversations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 from pydantic import ValidationError
 
-from ..history import ChainRecord
+from ..history import Conversation
 from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings
 from .backend_choice import DEMO, EMBEDDED, SERVER, BackendChoice, embedded_options, kinds
 from .markdown import safe_label
@@ -19,14 +19,17 @@ from .texts import LANGUAGES, has_text
 
 Translate = Callable[..., str]
 
-OPEN_KEY = "tc.open"  # the id of the chain opened from the history, if any
+# The conversation to show next: an id from the history list, or "" for a new one.
+OPEN_KEY = "tc.open"
 
+# Material icons ship with Streamlit, so they show in any browser (emoji need a font).
 _STATUS_ICONS = {
-    "completed": "✅",
-    "running": "⏳",
-    "cancelled": "⏹️",
-    "interrupted": "✂️",
+    "completed": ":material/check_circle:",
+    "running": ":material/hourglass_top:",
+    "cancelled": ":material/stop_circle:",
+    "interrupted": ":material/content_cut:",
 }
+_FAILED_ICON = ":material/error:"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class PageSettings:
     problem: str | None  # why ``chain`` is None
     strategy: str = "chain"  # "chain" or "sc" (self-consistency)
     k: int = 5  # chains that vote, for "sc"
+    compare: bool = False  # also ask for a direct answer, shown beside the chain
 
 
 STRATEGIES = ["chain", "sc"]
@@ -116,6 +120,8 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
     k = 5
     if strategy == "sc":
         k = int(side.number_input(t("k_samples"), 2, 9, 5, help=t("k_samples_help"), key="tc.k"))
+    compare = bool(side.toggle(t("compare"), help=t("compare_help"), key="tc.compare"))
+    code = side.toggle(t("code_steps"), help=t("code_steps_help"), key="tc.tools")
     low, high, default = _bounds("temperature")
     temperature = side.slider(
         t("temperature"), float(low), float(high), float(default), 0.05, key="tc.temperature"
@@ -146,41 +152,59 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
             lang=lang,
             max_total_tokens=int(total_tokens) or None,
             max_seconds=float(seconds) or None,
+            tools=("python",) if code else (),
         )
     except ValidationError as err:
         problem = "; ".join(
             str(e.get("msg", "")).removeprefix("Value error, ") for e in err.errors()
         )
-        return PageSettings(choice, None, problem, str(strategy), k)
-    return PageSettings(choice, chain, None, str(strategy), k)
+        return PageSettings(choice, None, problem, str(strategy), k, compare)
+    return PageSettings(choice, chain, None, str(strategy), k, compare)
 
 
-def history(t: Translate, records: list[ChainRecord] | None, problem: str | None) -> None:
+def history(t: Translate, conversations: list[Conversation] | None, problem: str | None) -> None:
+    """A new conversation, and the past ones (the newest first), each by its first question."""
     side = st.sidebar
     side.header(t("history"))
+    side.button(
+        t("new_chat"),
+        key="tc.new",
+        on_click=_open,
+        args=("",),
+        icon=":material/add:",
+        width="stretch",
+    )
     if problem is not None:
         side.warning(t("history_unavailable", message=safe_label(problem)))
         return
-    if not records:
+    if not conversations:
         side.caption(t("history_empty"))
         return
-    for record in records:
-        icon = _STATUS_ICONS.get(record.status, "⚠️")
-        question = " ".join(record.question.split())
+    for conversation in conversations:
+        last = conversation.last
+        if last is None:  # pragma: no cover - the store returns conversations with turns
+            continue
+        question = " ".join(conversation.question.split())
         short = question if len(question) <= 60 else question[:57] + "…"
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at))
+        turns = len(conversation.turns)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last.created_at))
+        about = [when, last.model, last.status]
+        if turns > 1:
+            short += f" · {turns}"
+            about.insert(1, t("history_turns", count=turns))
         side.button(
-            f"{icon} {safe_label(short)}",
-            key=f"tc.history.{record.id}",
-            help=f"{when} · {record.model} · {record.status}",
+            safe_label(short),
+            key=f"tc.history.{conversation.id}",
+            icon=_STATUS_ICONS.get(last.status, _FAILED_ICON),
+            help=safe_label(" · ".join(part for part in about if part)),
             on_click=_open,
-            args=(record.id,),
+            args=(conversation.id,),
             width="stretch",
         )
 
 
-def _open(chain_id: str) -> None:
-    st.session_state[OPEN_KEY] = chain_id
+def _open(conversation_id: str) -> None:
+    st.session_state[OPEN_KEY] = conversation_id
 
 
 def launch_mode() -> str:

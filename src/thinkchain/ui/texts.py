@@ -14,9 +14,9 @@ EN: dict[str, str] = {
         "in the manner of OpenAI's o1. Each step appears as the model writes it, with its "
         "own time and tokens; the final answer comes last."
     ),
-    "question": "Your question",
     "placeholder": "For example: How many letters r are in the word strawberry?",
-    "think": "Think it through",
+    "follow_up": "Ask a follow-up question",
+    "new_chat": "New conversation",
     "stop": "Stop",
     "compare": "Compare with a direct answer",
     "compare_help": (
@@ -38,11 +38,17 @@ EN: dict[str, str] = {
     "step_writing": "writing…",
     "step_meta": "{seconds} · {tokens} tokens",
     "step_attempts": "{attempts} attempts",
+    "thought": "Thought for {seconds} · {steps} steps",
+    "thought_one": "Thought for {seconds} · 1 step",
+    "code_running": "Running the code…",
+    "code_output": "Output · {seconds}",
+    "code_silent": "no output",
+    "code_failed": "Error{detail} · {seconds}",
+    "code_cut": "output cut",
     "notice_retry": "Step {index}: attempt {attempt} was discarded ({reason}).",
     "notice_retry_answer": "Final answer: attempt {attempt} was discarded ({reason}).",
     "notice_discarded": "Step {index} was cut: {reason}",
     # results
-    "final_answer": "Final answer",
     "total_time": "Total thinking time: {seconds}",
     "totals": "{steps} steps · {tokens} generated tokens · {model}",
     "totals_one": "1 step · {tokens} generated tokens · {model}",
@@ -112,13 +118,18 @@ EN: dict[str, str] = {
     "budgets": "Budgets",
     "max_total_tokens": "Max generated tokens for the whole chain (0: no limit)",
     "max_seconds": "Max seconds for the whole chain (0: no limit)",
+    "code_steps": "Python code steps",
+    "code_steps_help": (
+        "Let the model write a Python block in a step: it runs in a sandbox, its output shows "
+        "under the step, and the model goes on from it."
+    ),
     # sidebar: history
     "history": "History",
-    "history_empty": "No chains yet.",
+    "history_empty": "No conversations yet.",
+    "history_turns": "{count} questions",
     "history_unavailable": "The history is not available: {message}",
     "history_not_saved": "This chain is shown but could not be saved to the history: {message}",
     "history_opened": "From the history · {when} · {model}",
-    "history_close": "Back to the current question",
 }
 
 ZH: dict[str, str] = {
@@ -127,9 +138,9 @@ ZH: dict[str, str] = {
         "让一个普通的指令模型像 OpenAI o1 那样先分步思考、后回答。"
         "每一步在模型写出时即刻显示,并附上这一步的用时和词元数;最后给出最终答案。"
     ),
-    "question": "你的问题",
     "placeholder": "例如:strawberry 这个单词里有几个字母 r?",
-    "think": "开始推理",
+    "follow_up": "继续提问",
+    "new_chat": "新对话",
     "stop": "停止",
     "compare": "与直接回答对比",
     "compare_help": "同时让同一个模型不经推理、一次性直接回答同一个问题,并排显示在推理链旁边。",
@@ -145,10 +156,16 @@ ZH: dict[str, str] = {
     "step_writing": "正在书写…",
     "step_meta": "{seconds} · {tokens} 个词元",
     "step_attempts": "尝试了 {attempts} 次",
+    "thought": "思考了 {seconds} · 共 {steps} 步",
+    "thought_one": "思考了 {seconds} · 共 1 步",
+    "code_running": "正在运行代码…",
+    "code_output": "输出 · {seconds}",
+    "code_silent": "没有输出",
+    "code_failed": "出错{detail} · {seconds}",
+    "code_cut": "输出已截断",
     "notice_retry": "第 {index} 步:第 {attempt} 次尝试被丢弃({reason})。",
     "notice_retry_answer": "最终答案:第 {attempt} 次尝试被丢弃({reason})。",
     "notice_discarded": "第 {index} 步被截去:{reason}",
-    "final_answer": "最终答案",
     "total_time": "总思考时间:{seconds}",
     "totals": "共 {steps} 步 · 生成 {tokens} 个词元 · {model}",
     "totals_one": "共 1 步 · 生成 {tokens} 个词元 · {model}",
@@ -214,12 +231,17 @@ ZH: dict[str, str] = {
     "budgets": "预算",
     "max_total_tokens": "整条推理链最多生成的词元数(0 表示不限)",
     "max_seconds": "整条推理链最多用时,单位秒(0 表示不限)",
+    "code_steps": "Python 代码步骤",
+    "code_steps_help": (
+        "允许模型在某一步写一段 Python 代码:代码在沙箱中运行,"
+        "输出显示在该步下方,模型再据此继续推理。"
+    ),
     "history": "历史记录",
-    "history_empty": "还没有推理记录。",
+    "history_empty": "还没有对话。",
+    "history_turns": "{count} 个问题",
     "history_unavailable": "历史记录不可用:{message}",
     "history_not_saved": "这条推理链已显示,但未能保存到历史记录:{message}",
     "history_opened": "来自历史记录 · {when} · {model}",
-    "history_close": "回到当前问题",
 }
 
 TABLES = {"en": EN, "zh": ZH}

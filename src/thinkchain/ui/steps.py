@@ -1,0 +1,117 @@
+"""Draw reasoning steps: a finished one, the one being written, and the code that ran in them.
+
+A step's text is Markdown; a fenced Python block in it renders highlighted, and the output of
+running that block (code steps) is drawn right under it, with its status and time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from ..events import CodeRun, Step
+from ..history.export import fenced, format_seconds
+from .live import Notice, PartialStep
+from .markdown import code_segments, safe_label, safe_markdown
+
+Translate = Callable[..., str]
+
+CURSOR = " ▌"  # the end of text still being written
+
+
+def step(item: Step, t: Translate) -> None:
+    with st.container(border=True):
+        st.markdown(f"**{t('step_heading', index=item.index, title=safe_label(item.title))}**")
+        body(item.content, item.runs, None, t)
+        meta = t(
+            "step_meta", seconds=format_seconds(item.seconds), tokens=item.usage.completion_tokens
+        )
+        if item.attempts > 1:
+            meta += " · " + t("step_attempts", attempts=item.attempts)
+        for note in item.notes:
+            meta += " · " + safe_label(note)
+        st.caption(meta)
+
+
+def partial_step(current: PartialStep, t: Translate) -> None:
+    if current.title.strip():
+        heading = t("step_heading", index=current.index, title=safe_label(current.title) + " …")
+    else:
+        heading = t("step_untitled", index=current.index) + " …"
+    with st.container(border=True):
+        st.markdown(f"**{heading}**")
+        body(current.content, current.runs, current.running_code, t, writing=True)
+        st.caption(t("step_writing"))
+
+
+def body(
+    content: str,
+    runs: list[CodeRun] | tuple[CodeRun, ...],
+    running: str | None,
+    t: Translate,
+    *,
+    writing: bool = False,
+) -> None:
+    """The step's text, each code block followed by what came of running it."""
+    pending = list(runs)
+    text: list[str] = []
+
+    def flush() -> None:
+        if "".join(text).strip():
+            st.markdown("\n".join(text))
+        text.clear()
+
+    for markdown, code in code_segments(content):
+        text.append(markdown)
+        if code is None:
+            continue
+        if pending and _same_code(code, pending[0].code):
+            flush()
+            code_run(pending.pop(0), t)
+        elif running is not None and _same_code(code, running):
+            flush()
+            st.caption("⏳ " + t("code_running"))
+            running = None
+    if writing and "".join(text).strip():
+        text[-1] += CURSOR
+    flush()
+    # Runs whose block the text does not show as written still belong under the step.
+    for run in pending:
+        code_run(run, t)
+    if running is not None:
+        st.caption("⏳ " + t("code_running"))
+
+
+def code_run(run: CodeRun, t: Translate) -> None:
+    """What running one block gave: the output under a line with its time, an error in red."""
+    seconds = format_seconds(run.seconds)
+    notes = [t("code_cut")] if run.truncated else []
+    has_output = bool(run.output.strip())
+    if run.ok and not has_output:
+        notes.append(t("code_silent"))
+    if run.ok or has_output:
+        st.caption(" · ".join([t("code_output", seconds=seconds), *notes]))
+    if has_output:
+        st.markdown(safe_markdown(fenced(run.output, "text")))
+    if not run.ok:
+        # "error" says nothing the red box does not; a limit that stopped it ("timeout") does.
+        detail = "" if run.status == "error" else f" ({safe_label(run.status)})"
+        head = t("code_failed", detail=detail, seconds=seconds)
+        st.error(head + "\n\n" + safe_markdown(fenced(run.error or run.status, "text")))
+
+
+def notices(items: list[Notice], t: Translate) -> None:
+    for notice in items:
+        reason = safe_label(notice.reason)
+        if notice.kind == "discarded":
+            text = t("notice_discarded", index=notice.index, reason=reason)
+        elif notice.target == "answer":
+            text = t("notice_retry_answer", attempt=notice.attempt, reason=reason)
+        else:
+            text = t("notice_retry", index=notice.index, attempt=notice.attempt, reason=reason)
+        st.caption("↻ " + text)
+
+
+def _same_code(block: str, code: str) -> bool:
+    return block.strip() == code.strip()

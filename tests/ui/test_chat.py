@@ -1,0 +1,275 @@
+"""The page as a conversation, in AppTest: follow-ups, history, exports and code steps."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+
+from thinkchain import chain as chain_module
+from thinkchain import events as ev
+from thinkchain.backends.scripted import ScriptedBackend, step_json
+from thinkchain.history import ChainRecorder, HistoryStore
+from thinkchain.settings import ChainSettings
+
+FIRST = "How many letters r are in strawberry?"
+SECOND = "And in raspberry?"
+THIRD = "Which of the two has more?"
+
+
+@pytest.fixture(autouse=True)
+def iterative_mode(monkeypatch):
+    monkeypatch.setenv("THINKCHAIN_MODE", "iterative")
+
+
+def answering_backend() -> ScriptedBackend:
+    """Three steps about the question asked last, then an answer that names it."""
+
+    def reply(request):  # type: ignore[no-untyped-def]
+        contents = [m["content"] for m in request.messages]
+        at = max(i for i, text in enumerate(contents) if text in (FIRST, SECOND, THIRD))
+        question = contents[at]
+        if request.purpose == "answer":
+            return f"Answer to: {question}"
+        if request.purpose == "direct":
+            return f"Directly: {question}"
+        done = sum(1 for m in request.messages[at:] if m["role"] == "assistant")
+        action = "final_answer" if done >= 2 else "continue"
+        return step_json(f"Step {done + 1}", f"Thought {done + 1} on {question!r}.", action)
+
+    return ScriptedBackend([reply], repeat_last=True)
+
+
+def chain_requests(backend: ScriptedBackend, question: str) -> list[list[dict[str, str]]]:
+    """The messages of each step request made for ``question`` (system prompt left out)."""
+    return [
+        [m for m in r.messages if m["role"] != "system"]
+        for r in backend.requests
+        if r.purpose == "step" and r.messages[-1]["content"] == question
+    ]
+
+
+def test_a_follow_up_sees_the_earlier_questions_and_answers(open_page, history_path):
+    backend = answering_backend()
+    page = open_page(backend).ask(FIRST).wait_until_done()
+    assert page.at.chat_input(key="tc.question").placeholder == "Ask a follow-up question"
+    page.ask(SECOND, compare=True).wait_until_done()
+
+    assert page.messages() == ["user", "assistant"] * 2
+    texts = page.texts()
+    assert texts.index(FIRST) < texts.index(f"Answer to: {FIRST}") < texts.index(SECOND)
+    assert f"Answer to: {SECOND}" in texts and f"Directly: {SECOND}" in texts
+    # Each answer keeps its own steps, folded away.
+    assert len(page.thoughts()) == 2 and all(t.endswith(" · 3 steps") for t in page.thoughts())
+    # The follow-up was asked after the first question and its answer, not its steps.
+    [sent] = chain_requests(backend, SECOND)
+    assert sent == [
+        {"role": "user", "content": FIRST},
+        {"role": "assistant", "content": f"Answer to: {FIRST}"},
+        {"role": "user", "content": SECOND},
+    ]
+    [direct] = [r for r in backend.requests if r.purpose == "direct"]
+    assert [m for m in direct.messages if m["role"] != "system"] == sent
+    # The history keeps one conversation of two turns.
+    with HistoryStore(history_path) as store:
+        [conversation] = store.conversations()
+    assert [turn.question for turn in conversation.turns] == [FIRST, SECOND]
+    [entry] = [b for b in page.at.sidebar.button if FIRST in b.label]
+    assert entry.label.endswith(" · 2")
+
+
+def test_a_conversation_reopened_from_the_history_shows_every_turn_and_continues(
+    open_page, history_path
+):
+    first_visit = open_page(answering_backend()).ask(FIRST).wait_until_done()
+    first_visit.ask(SECOND).wait_until_done()
+    shown = (first_visit.texts(), first_visit.thoughts())
+
+    backend = answering_backend()
+    page = open_page(backend)  # another visit
+    [entry] = [b for b in page.at.sidebar.button if FIRST in b.label]
+    entry.click()
+    page.at.run()
+    page.check()
+    assert any(c.startswith("From the history") for c in page.captions())
+    assert (page.texts(), page.thoughts()) == shown
+    assert page.at.chat_input(key="tc.question").placeholder == "Ask a follow-up question"
+
+    page.ask(THIRD).wait_until_done()
+    [sent] = chain_requests(backend, THIRD)
+    assert [m["content"] for m in sent] == [
+        FIRST,
+        f"Answer to: {FIRST}",
+        SECOND,
+        f"Answer to: {SECOND}",
+        THIRD,
+    ]
+    assert page.messages() == ["user", "assistant"] * 3
+    with HistoryStore(history_path) as store:
+        [conversation] = store.conversations()
+    assert [turn.question for turn in conversation.turns] == [FIRST, SECOND, THIRD]
+
+
+def test_a_new_conversation_starts_with_nothing_before_it(open_page, history_path):
+    backend = answering_backend()
+    page = open_page(backend).ask(FIRST).wait_until_done()
+    page.button("New conversation").click()
+    page.at.run()
+    assert page.messages() == [] and page.at.title
+    page.ask(SECOND).wait_until_done()
+
+    [sent] = chain_requests(backend, SECOND)
+    assert sent == [{"role": "user", "content": SECOND}]
+    with HistoryStore(history_path) as store:
+        assert [c.question for c in store.conversations()] == [SECOND, FIRST]
+
+
+def _downgrade_to_first_schema(path) -> None:  # type: ignore[no-untyped-def]
+    """The file as thinkchain wrote it before conversations: no conversation column, version 1."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX chains_by_conversation")
+        conn.execute("ALTER TABLE chains DROP COLUMN conversation")
+        conn.execute("PRAGMA user_version = 1")
+
+
+def test_a_history_from_before_conversations_opens_and_its_chains_continue(open_page, history_path):
+    for question in (FIRST, SECOND):
+        recorder = ChainRecorder(history_path, source="ask")
+        for event in chain_module.Chain(answering_backend(), ChainSettings()).stream(question):
+            recorder.handle(event)
+        recorder.close()
+    _downgrade_to_first_schema(history_path)
+
+    backend = answering_backend()
+    page = open_page(backend)
+    entries = [b for b in page.at.sidebar.button if b.label in (FIRST, SECOND)]
+    assert [b.label for b in entries] == [SECOND, FIRST]  # each old chain, a conversation
+    entries[1].click()
+    page.at.run()
+    page.check()
+    assert page.messages() == ["user", "assistant"]
+    page.ask(THIRD).wait_until_done()
+
+    [sent] = chain_requests(backend, THIRD)
+    assert [m["content"] for m in sent] == [FIRST, f"Answer to: {FIRST}", THIRD]
+    with HistoryStore(history_path) as store:
+        assert [[t.question for t in c.turns] for c in store.conversations()] == [
+            [FIRST, THIRD],
+            [SECOND],
+        ]
+
+
+# -- code steps -------------------------------------------------------------------------------
+
+CODE = "print('strawberry'.count('r'))"
+BROKEN = "print(1 / 0)"
+COUNTING = f"Let me count with code.\n```python\n{CODE}\n```"
+AFTER = "\nIt printed 3."
+CHECKING = f"Check another way.\n```python\n{BROKEN}\n```"
+# The output holds markup and a fence of its own: it must stay text inside its block.
+OUTPUT = "3\n<b>not bold</b>\n```\n"
+
+
+class CodeChain:
+    """Stands in for the chain loop with code steps: the events events.py promises for them
+    (the step's text with its block streams, the block runs, the text may go on)."""
+
+    made: ClassVar[list[ChainSettings]] = []
+    release = threading.Event()  # the first block runs until the test lets it finish
+
+    def __init__(self, backend: object, settings: ChainSettings, **overrides: object) -> None:
+        self.settings = settings
+        CodeChain.made.append(settings)
+
+    def stream(self, question: str, **_: object) -> Iterator[ev.ChainEvent]:
+        ok = ev.CodeRun(CODE, OUTPUT, "ok", None, 0.04)
+        failed = ev.CodeRun(BROKEN, "", "error", "ZeroDivisionError: division by zero", 0.01)
+        first = ev.Step(
+            1, "Counting", COUNTING + AFTER, "continue", 0.5, 0.1, ev.Usage(9, 20), runs=(ok,)
+        )
+        second = ev.Step(
+            2, "Checking", CHECKING, "final_answer", 0.3, 0.1, ev.Usage(9, 10), runs=(failed,)
+        )
+        answer = ev.FinalAnswer("There are 3.", 0.1, 0.05, ev.Usage(5, 4))
+        yield ev.ChainStarted(question, "en", "scripted", "iterative")
+        yield ev.StepStarted(1)
+        yield ev.StepDelta(1, "title", "Counting")
+        yield ev.StepDelta(1, "content", COUNTING)
+        yield ev.CodeStarted(1, CODE)
+        CodeChain.release.wait(30)
+        yield ev.CodeDone(1, ok)
+        yield ev.StepDelta(1, "content", AFTER)
+        yield ev.StepDone(first)
+        yield ev.StepStarted(2)
+        yield ev.StepDelta(2, "title", "Checking")
+        yield ev.StepDelta(2, "content", CHECKING)
+        yield ev.CodeStarted(2, BROKEN)
+        yield ev.CodeDone(2, failed)
+        yield ev.StepDone(second)
+        yield ev.AnswerStarted()
+        yield ev.AnswerDelta(answer.text)
+        yield ev.AnswerDone(answer)
+        result = ev.ChainResult(
+            question, "en", [first, second], answer, seconds=1.0, model="scripted"
+        )
+        yield ev.ChainCompleted(result)
+
+
+def code_shown(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """The code blocks, outputs, notes and errors of the steps, in order, as shown."""
+    shown = []
+    for element in page.at.main:
+        code = element.type == "markdown" and "```" in element.value
+        note = element.type in ("caption", "error") and element.value.startswith(
+            ("⏳", "Output", "Error")
+        )
+        if code or note:
+            shown.append(element.value)
+    return shown
+
+
+def test_code_steps_show_the_code_running_then_its_output(open_page, history_path, monkeypatch):
+    monkeypatch.setattr(chain_module, "Chain", CodeChain)
+    CodeChain.made.clear()
+    CodeChain.release.clear()
+    page = open_page(answering_backend())
+    page.at.sidebar.toggle(key="tc.tools").set_value(True)
+    page.ask(FIRST)
+    assert CodeChain.made[-1].tools == ("python",)
+
+    # The block shows as highlighted code, and under it a note while it runs.
+    page.wait_for(lambda p: "⏳ Running the code…" in code_shown(p))
+    assert code_shown(page) == [COUNTING, "⏳ Running the code…"]
+    CodeChain.release.set()
+    page.wait_until_done()
+
+    error = "Error · 0.01 s\n\n```text\nZeroDivisionError: division by zero\n```"
+    shown = code_shown(page)
+    assert shown == [
+        COUNTING,
+        "Output · 0.04 s",
+        f"````text\n{OUTPUT.rstrip()}\n````",  # a longer fence: the output's own stays text
+        CHECKING,
+        error,
+    ]
+    assert [e.value for e in page.at.main.error] == [error]
+    assert all(not m.proto.allow_html for m in page.at.main.markdown)
+    assert "It printed 3." in page.texts()  # the step went on after its output
+    [thought] = page.thoughts()
+    assert thought.endswith(" · 2 steps")
+
+    fresh = open_page(None)  # reopened from the history: the same code, outputs and errors
+    [entry] = [b for b in fresh.at.sidebar.button if FIRST in b.label]
+    entry.click()
+    fresh.at.run()
+    assert code_shown(fresh) == shown
+
+
+def test_the_code_steps_switch_speaks_chinese(open_page, history_path):
+    page = open_page(None)
+    page.at.sidebar.radio(key="tc.ui_lang").set_value("zh")
+    page.at.run()
+    assert page.at.sidebar.toggle(key="tc.tools").label == "Python 代码步骤"
