@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -12,10 +13,10 @@ from thinkchain.proxy import ProxySettings
 from thinkchain.proxy.code_steps import plan
 from thinkchain.proxy.errors import ProxyError
 from thinkchain.proxy.schemas import ChatCompletionRequest
-from thinkchain.testing.fake_openai import FakeOpenAIServer
+from thinkchain.testing.fake_openai import FakeOpenAIServer, FakeReply
 
-from .conftest import ServerThread
-from .helpers import QUESTION, client, health
+from .conftest import FAST_CHAIN, ServerThread
+from .helpers import QUESTION, client, health, wants_step
 
 VARIANT = "fake-model-thinkchain"
 PYTHON = {"thinkchain": {"tools": ["python"]}}
@@ -48,17 +49,38 @@ def test_an_unknown_tool_is_refused_by_name(start_proxy: Any, fake: FakeOpenAISe
     assert "python" in caught.value.body["message"]  # type: ignore[index]
 
 
-def test_a_server_with_code_steps_runs_a_request_for_them(
+def code_then_answer(body: dict[str, Any]) -> FakeReply:
+    """A first step that writes Python, a second that reads its output, then the answer."""
+    if not wants_step(body):
+        return FakeReply("The answer is 42.")
+    if not any(m["role"] == "assistant" for m in body["messages"]):
+        code = "Let me compute.\n```python\nprint(6 * 7)\n```\n"
+        return FakeReply(
+            json.dumps({"title": "Compute", "content": code, "next_action": "continue"})
+        )
+    step = {"title": "Read", "content": "It printed 42.", "next_action": "final_answer"}
+    return FakeReply(json.dumps(step))
+
+
+def test_a_server_with_code_steps_runs_the_code_of_a_request_that_asks(
     start_proxy: Any, fake: FakeOpenAIServer
 ) -> None:
-    proxy = start_proxy(upstreams=(fake.url,), tools=("python",))
+    fake.responder = code_then_answer
+    proxy = start_proxy(
+        upstreams=(fake.url,),
+        tools=("python",),
+        chain=FAST_CHAIN.model_copy(update={"min_steps": 1}),
+    )
     reply = client(proxy.url).chat.completions.create(
         model=VARIANT, messages=QUESTION, extra_body=PYTHON
     )
     assert reply.choices[0].message.content == "The answer is 42."
-    # A request that does not ask for code steps runs as before on the same server.
+    first = reply.model_extra["thinkchain"]["steps"][0]  # type: ignore[index]
+    assert [(r["code"], r["output"]) for r in first["runs"]] == [("print(6 * 7)", "42\n")]
+    # The same server leaves the code alone for a request that does not ask for code steps.
     plain = client(proxy.url).chat.completions.create(model=VARIANT, messages=QUESTION)
     assert plain.choices[0].message.content == "The answer is 42."
+    assert "runs" not in plain.model_extra["thinkchain"]["steps"][0]  # type: ignore[index]
 
 
 def request(**options: Any) -> ChatCompletionRequest:
