@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .sandbox.limits import SandboxLimits
+
 Lang = Literal["auto", "zh", "en"]
 # How the model is asked to think:
 #   iterative    one JSON step per call, the seed's shape;
@@ -64,6 +66,7 @@ class ChainSettings(BaseModel):
     # model continues with its output.  max_code_runs bounds the runs of one chain.
     tools: tuple[Tool, ...] = ()
     max_code_runs: int = Field(6, ge=1, le=50)
+    code_limits: SandboxLimits = Field(default_factory=SandboxLimits)
     # Transport failures (refused, timed out, cut, 429, 5xx) retried per call, with exponential
     # backoff from retry_base_delay, capped at retry_max_delay; a server's Retry-After wins.
     max_retries: int = Field(4, ge=0, le=20)

@@ -14,7 +14,7 @@ from ..chain import Chain
 from ..events import ChainCompleted, ChainFailed, ChainResult
 from ..history import ChainRecorder
 from ..questions import InvalidQuestion, clean_question
-from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings
+from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings, parse_tools
 from .common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -52,6 +52,14 @@ def ask(
         float | None, typer.Option(help="Budget of wall time for the whole chain.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    tools: Annotated[
+        str,
+        typer.Option(
+            help="Tools the steps may use: 'python' runs the model's Python blocks in the "
+            "sandbox and shows their output (code steps); empty for none.",
+            envvar="THINKCHAIN_TOOLS",
+        ),
+    ] = "",
     strategy: Annotated[
         str, typer.Option(help="chain, or sc: K chains and a majority vote (self-consistency).")
     ] = "chain",
@@ -88,6 +96,7 @@ def ask(
             max_total_tokens=max_total_tokens,
             max_seconds=max_seconds,
             seed=seed,
+            tools=parse_tools(tools),
         )
         if strategy not in ("chain", "sc") or k < 1:
             fail("--strategy must be chain or sc, and --k at least 1")

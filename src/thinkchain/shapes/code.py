@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from ..events import CodeDone, CodeRun, CodeStarted, Step
 from ..model_calls import ModelCalls
 from ..prompts import prompt
-
-if TYPE_CHECKING:
-    from ..sandbox import CodeResult, Sandbox
+from ..sandbox import CodeResult, Sandbox
 
 # A closed ```python (or ```py) block; the closing fence may be followed by anything.
 PYTHON_BLOCK = re.compile(r"```[ \t]*(?:python3?|py)[ \t]*\n(.*?)^[ \t]*```", re.S | re.M | re.I)
@@ -63,8 +60,6 @@ class CodeSteps:
         """The chain's code steps, or None when its settings do not turn them on."""
         if "python" not in calls.settings.tools:
             return None
-        from ..sandbox import Sandbox  # loaded only by chains that run code
-
         return cls(calls, lang, Sandbox(calls.settings.code_limits))
 
     @property

@@ -77,9 +77,10 @@ class SinglePass:
         self.settings = calls.settings
         self.lang = lang
         self.code = CodeSteps.for_chain(calls, lang)
-        system = prompt(lang, "single_pass_system")
-        if self.code is not None:
-            system += "\n\n" + self.code.instructions
+        # With code steps on, the layout itself shows a step that computes with a program.
+        system = prompt(
+            lang, "single_pass_system" if self.code is None else "single_pass_code_system"
+        )
         self.base: list[Message] = [
             {"role": "system", "content": system},
             *calls.context,

@@ -123,6 +123,14 @@ def parse_step(text: str) -> ParsedStep:
     """Read one step from model output, leniently; raise StepFormatError if it is not one."""
     if not text or not text.strip():
         raise StepFormatError("the reply is empty")
+    # Fences around the object are outside it; stripping them first would also strip a
+    # fenced code block inside the content, so the raw text is read first.
+    try:
+        candidate, closed = _find_object(text)
+        if closed:
+            return step_from_object(_load_object(candidate))
+    except StepFormatError:
+        pass
     candidate, closed = _find_object(strip_fences(text))
     if not closed:
         raise StepFormatError(
