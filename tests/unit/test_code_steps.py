@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from thinkchain.sandbox import SandboxLimits
 
 from thinkchain import Chain, ChainSettings
 from thinkchain.backends.scripted import ScriptedBackend, step_json
@@ -18,6 +17,7 @@ from thinkchain.events import (
     StepDone,
 )
 from thinkchain.prompts import prompt
+from thinkchain.sandbox import SandboxLimits
 from thinkchain.shapes.code import find_code
 from thinkchain.splitter import StepSplitter
 
