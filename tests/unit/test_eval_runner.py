@@ -439,3 +439,29 @@ def test_loops_the_chain_cut_are_counted_per_item_and_in_the_summary(tmp_path):
     from thinkchain.eval.stats import summarize
 
     assert summarize(records, ["chain"])[0].cut == 2
+
+
+def coding(request: GenerationRequest) -> Reply:
+    """A model that adds with a program when code steps are offered, and reads the output."""
+    a, b = _numbers(request)
+    if request.purpose == "answer":
+        return Reply(f"The sum is **{a + b}**.")
+    offered = "```python" in request.messages[0]["content"]
+    ran = any("```output" in m["content"] for m in request.messages if m["role"] == "user")
+    if offered and not ran:
+        return Reply(step_json("Add", f"```python\nprint({a} + {b})\n```"))
+    return Reply(step_json("Read", f"The sum is {a + b}.", "final_answer"))
+
+
+def test_python_rows_keep_each_steps_code_and_output(tmp_path: Path) -> None:
+    backend = ScriptedBackend([coding], repeat_last=True)
+    ev = evaluation(tmp_path, backend, "chain,chain+python,sc+python", n=2)
+    run(ev)
+    rows = {(row["id"], row["mode"]): row for row in lines(ev)}
+    assert all(row["correct"] for row in rows.values())
+    coded = rows[("q1", "chain+python")]["extra"]["chain"][0]
+    assert coded["runs"][0]["code"] == "print(1 + 2)"
+    assert coded["runs"][0]["output"].strip() == "3"
+    assert all("runs" not in step for step in rows[("q1", "chain")]["extra"]["chain"])
+    samples = rows[("q1", "sc+python")]["extra"]["sample_runs"]
+    assert samples and all(runs[0]["output"].strip() == "3" for runs in samples)

@@ -10,7 +10,7 @@ from typing import Any
 from ..answers import expected_kind, extract_answer_for, normalise_gold, same_answer
 from ..backends.base import Backend
 from ..chain import Chain
-from ..events import ChainError, Usage
+from ..events import ChainError, Step, Usage
 from ..settings import ChainSettings
 from ..strategies import EarlyStop, SelfConsistency
 from .items import Item
@@ -96,7 +96,7 @@ async def _chain(
     extra["cut"] = result.repeated_steps + result.degenerate_outputs
     extra["cut_steps"] = [cut.to_dict() for cut in result.cuts]  # what was cut, to read why
     # The steps themselves, so an outlier (a wrong or very long chain) can be read afterwards.
-    extra["chain"] = [{"title": s.title, "content": s.content} for s in result.steps]
+    extra["chain"] = [chain_row(step) for step in result.steps]
     prediction = extract_answer_for(answer, gold)
     return _Outcome(answer, prediction, len(result.steps), result.usage, result.error, extra)
 
@@ -121,6 +121,12 @@ async def _self_consistency(
         "sample_answers": [s.answer.text if s.answer else None for s in outcome.samples],
         "cut": sum(s.repeated_steps + s.degenerate_outputs for s in outcome.samples),
     }
+    if mode.python:
+        # Each sample's code and what it printed, so a vote over code chains can be read.
+        extra["sample_runs"] = [
+            [run.to_dict() for step in sample.steps for run in step.runs]
+            for sample in outcome.samples
+        ]
     if mode.verify:
         # Each sample's check, as for a single chain: the verification table counts samples.
         extra["samples_revised"] = [s.revised for s in outcome.samples]
@@ -147,3 +153,11 @@ def rescore(record: Record) -> Record:
     record.prediction = prediction
     record.correct = same_answer(prediction, record.gold)
     return record
+
+
+def chain_row(step: Step) -> dict[str, object]:
+    """A step as an eval row keeps it: title, content, and its code runs when it has any."""
+    row: dict[str, object] = {"title": step.title, "content": step.content}
+    if step.runs:
+        row["runs"] = [run.to_dict() for run in step.runs]
+    return row
