@@ -35,10 +35,13 @@ def send(page: Any, question: str) -> None:
 
 
 def wait_answered(page: Any, answers: int, total: str = "Total thinking time") -> None:
-    """Wait for ``answers`` answers, and for the page to settle after the last one (the chat
-    box takes questions again)."""
+    """Wait for ``answers`` answers, and for the page to settle after the last one: its script
+    has stopped running and left no element of the live view behind."""
     page.wait_for_function(
-        "([total, answers]) => document.body.innerText.split(total).length > answers",
+        """([total, answers]) =>
+            document.querySelector("[data-testid='stApp']")
+                ?.getAttribute("data-test-script-state") === "notRunning"
+            && document.body.innerText.split(total).length === answers + 1""",
         arg=[total, answers],
         timeout=120_000,
     )

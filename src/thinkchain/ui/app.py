@@ -229,27 +229,20 @@ def _live(t: Any) -> None:
         return
     if not chat.running:
         st.rerun(scope="app")
+    # The chain is drawn as running until its thread ends (history written): the finished turn
+    # is drawn once, by the whole page, so nothing a user opens in it is redrawn closed.
     if chat.direct is None:
-        _live_chain(chat.run, t)
+        view.running(chat.run.snapshot(), t)
         return
     left, right = st.columns([3, 2], gap="large")
     with left:
-        _live_chain(chat.run, t)
+        view.running(chat.run.snapshot(), t)
     with right:
         record = chat.direct.record()
         if record is None:
             view.running_direct(chat.direct.snapshot(), t)
         else:
             view.direct_answer(record, t)
-
-
-def _live_chain(run: LiveRun, t: Any) -> None:
-    record = run.record()
-    snapshot = run.snapshot()
-    if record is None:
-        view.running(snapshot, t)
-    else:
-        view.reply(record, t, vote=snapshot if snapshot.k else None)
 
 
 def _show_last(chat: Chat, t: Any) -> None:
