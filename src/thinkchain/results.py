@@ -269,9 +269,7 @@ class ChainResult:
 
     @property
     def usage(self) -> Usage:
-        total = Usage()
-        for step in self.steps:
-            total = total + step.usage
+        total = self.reasoning_usage
         if self.answer is not None:
             total = total + self.answer.usage
         return total + self.wasted_usage
