@@ -44,6 +44,12 @@ def test_lenient_variants(text):
     assert step.next_action == "final_answer"
 
 
+def test_a_python_block_in_the_reasoning_keeps_its_fences():
+    # Code steps run the block, and the streamed step showed it fenced.
+    text = "Title: Count\nLet Python count.\n```python\nprint(3)\n```\nNext: continue"
+    assert parse_text_step(text).content == "Let Python count.\n```python\nprint(3)\n```"
+
+
 @pytest.mark.parametrize(
     ("text", "error"),
     [

@@ -40,7 +40,19 @@ _FINISHED_NEXT = re.compile(
 
 def parse_text_step(text: str) -> ParsedStep:
     """Read a free-text step (title line, reasoning, ``Next:`` line), leniently."""
-    lines = [ln for ln in strip_fences(text or "").strip().splitlines()]
+    # Fences around the step are not part of it; stripping them first would also strip a
+    # fenced code block in the reasoning (code steps run it), so the text is read as written.
+    try:
+        return _parse_text(text or "")
+    except StepFormatError:
+        unfenced = strip_fences(text or "")
+        if unfenced == (text or ""):
+            raise
+        return _parse_text(unfenced)
+
+
+def _parse_text(text: str) -> ParsedStep:
+    lines = [ln for ln in text.strip().splitlines()]
     if not lines:
         raise StepFormatError("the reply is empty")
     first = _TITLE_LINE.match(lines[0]) or _HEADING_LINE.match(lines[0])
