@@ -31,6 +31,7 @@ from ..events import (
     Retry,
     StepDelta,
     StepDiscarded,
+    StepDone,
     StepStarted,
     Usage,
 )
@@ -41,7 +42,8 @@ from ..text import replace_lone_surrogates
 from .errors import bad_request, describe_validation
 from .schemas import ChatCompletionRequest, ChatMessage, ThinkchainOptions
 from .settings import ProxySettings
-from .step_text import format_steps, heading_end, heading_start, output_block
+from .step_stream import StepStream, Trimmed
+from .step_text import format_steps
 
 # Budgets end a chain without an answer, the way max_completion_tokens ends an OpenAI
 # reasoning model's turn: a normal response with finish_reason "length", not an error.
@@ -246,69 +248,65 @@ def chain_outcome(result: ChainResult, error: ChainError | None) -> Outcome:
 class ChainTranslator:
     """Chain events -> reasoning and answer text, as they stream."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, code: bool = False) -> None:
         self.wrote = False  # any reasoning text yet (the next heading needs a blank line)
-        self.field: str | None = None  # the field of the current step being streamed
-        self.index = 0
-        self.answer_sent = False  # answer text of the current attempt went out
+        self.code = code  # the chain runs Python blocks (their output follows the code)
         self.lang = "en"  # the chain's language, for the step headings
-        self.last = ""  # the last reasoning text written (an output block follows on from it)
+        self.step: StepStream | None = None  # the step attempt being written
+        self.answer = Trimmed()  # the answer attempt being written
 
     def _sep(self) -> str:
         return "\n\n" if self.wrote else ""
 
-    def _reasoning(self, text: str, *, note: bool = False) -> Reasoning:
+    def _reasoning(self, text: str, *, note: bool = False) -> list[Item]:
+        if not text:
+            return []
         self.wrote = True
-        self.last = text or self.last
-        return Reasoning(text, note=note)
+        return [Reasoning(text, note=note)]
 
     def _note(self, text: str) -> list[Item]:
-        item = self._reasoning(f"{self._sep()}({text})", note=True)
-        self.field = None
-        return [item]
+        items = self._reasoning(f"{self._sep()}({text})", note=True)
+        self.step = None  # the step starts over below the note, heading and all
+        return items
+
+    def _stream(self, index: int) -> StepStream:
+        if self.step is None or self.step.index != index:
+            self.step = StepStream(index, self.lang, sep=self._sep(), code=self.code)
+        return self.step
 
     def feed(self, event: Event) -> list[Item]:
         if isinstance(event, ChainStarted):
             self.lang = event.lang
         elif isinstance(event, StepStarted):
-            self.index, self.field = event.index, None
+            self.step = None
         elif isinstance(event, StepDelta):
-            return self._delta(event)
+            return self._reasoning(self._stream(event.index).delta(event.field, event.text))
         elif isinstance(event, CodeDone):
-            return [self._reasoning(output_block(event.run, self.last))]
+            return self._reasoning(self._stream(event.index).output(event.run))
+        elif isinstance(event, StepDone):
+            items = self._reasoning(self._stream(event.step.index).finish(event.step))
+            self.step = None
+            return items
         elif isinstance(event, Retry):
             if event.target == "answer":
                 items = self._note(f"retrying the answer: {event.reason}")
-                if self.answer_sent:
+                if self.answer.shown:
                     # Sent text cannot be taken back; a break sets the new attempt apart.
                     items.append(Content("\n\n"))
-                    self.answer_sent = False
+                self.answer = Trimmed()
                 return items
             return self._note(f"retrying step {event.index}: {event.reason}")
         elif isinstance(event, StepDiscarded):
             return self._note(f"step {event.index} dropped: {event.reason}")
         elif isinstance(event, AnswerStarted):
-            self.answer_sent = False
+            self.answer = Trimmed()
         elif isinstance(event, AnswerDelta):
-            self.answer_sent = True
-            return [Content(event.text)]
+            text = self.answer.feed(event.text)
+            return [Content(text)] if text else []
         elif isinstance(event, (ChainCompleted, ChainFailed)):
             error = event.error if isinstance(event, ChainFailed) else None
             return [Finished(chain_outcome(event.result, error))]
         return []
-
-    def _delta(self, event: StepDelta) -> list[Item]:
-        text = ""
-        if self.field is None:
-            text = self._sep() + heading_start(event.index, self.lang)
-            if event.field == "content":
-                text += heading_end()
-        elif self.field == "title" and event.field == "content":
-            text = heading_end()
-        elif self.field == "content" and event.field == "title":
-            return []  # a title written after the content: the heading is already out
-        self.field = event.field
-        return [self._reasoning(text + event.text)]
 
 
 class VoteTranslator:
@@ -382,7 +380,7 @@ async def run(backend: Backend, plan: Plan) -> AsyncGenerator[Item, None]:
             backend, plan.settings, k=plan.k, temperature=plan.sc_temperature
         ).astream(plan.question, context=plan.context)
     else:
-        translator = ChainTranslator()
+        translator = ChainTranslator(code="python" in plan.settings.tools)
         events = Chain(backend, plan.settings).astream(plan.question, context=plan.context)
     async with aclosing(events) as stream:
         async for event in stream:

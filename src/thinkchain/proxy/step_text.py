@@ -1,7 +1,7 @@
 """Finished steps as the reasoning text people read: a bold heading, the content, and the
 output of each code run in a fenced ``output`` block right after the code that produced it.
 
-The stream writes the same pieces as they happen (reasoning.ChainTranslator), so a chain
+The stream writes the same pieces as they happen (step_stream.StepStream), so a chain
 streamed without retries reads exactly like its finished steps.
 """
 
