@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from thinkchain.events import CodeRun, FinalAnswer, Step, Usage
 from thinkchain.history import HistoryStore
 from thinkchain.testing.fake_openai import FakeItem, FakeOpenAIServer, FakeReply, FakeStall
 
@@ -214,54 +213,39 @@ def test_a_chinese_conversation_with_a_follow_up(
     ]
 
 
-def test_code_steps_reopened_from_the_history(
+def test_code_steps_run_in_the_sandbox_and_show_under_their_step(
     start_ui: Any, chromium: Any, tmp_path: Path, artifacts: Path
 ) -> None:
-    db = tmp_path / "history.sqlite3"
     code = "word = 'strawberry'\nprint(word.count('r'))"
-    ok = CodeRun(code, "3\n", "ok", None, 0.04)
-    broken = CodeRun("print(1 / 0)", "", "error", "ZeroDivisionError: division by zero", 0.01)
-    steps = [
-        Step(
-            1,
-            "Counting with code",
-            f"Count it.\n```python\n{code}\n```",
-            "continue",
-            0.3,
-            0.1,
-            Usage(9, 20),
-            runs=(ok,),
+    script: list[FakeItem] = [
+        FakeReply(step("Counting with code", f"Count it.\n```python\n{code}\n```")),
+        FakeReply(step("A check that fails", "Check.\n```python\nprint(1 / 0)\n```")),
+        FakeReply(
+            json.dumps(
+                {"title": "Done", "content": "The program said 3.", "next_action": "final_answer"}
+            )
         ),
-        Step(
-            2,
-            "A check that fails",
-            "Check.\n```python\nprint(1 / 0)\n```",
-            "final_answer",
-            0.2,
-            0.1,
-            Usage(9, 10),
-            runs=(broken,),
-        ),
+        FakeReply("There are 3 letters r in strawberry."),
     ]
-    with HistoryStore(db) as store:
-        store.start_chain("coded", STRAWBERRY, model="scripted", mode="iterative")
-        for item in steps:
-            store.add_step("coded", item)
-        store.set_answer("coded", FinalAnswer("There are 3.", 0.1, None, Usage(5, 4)))
-        store.finish_chain(
-            "coded", status="completed", error=None, seconds=0.7, usage=Usage(23, 34), stats={}
+    with FakeOpenAIServer(script) as fake:
+        server = start_ui(
+            "--base-url", fake.url, "--mode", "iterative", "--history", str(tmp_path / "h.sqlite3")
         )
-    server = start_ui("--demo", "--history", str(db))
-    page = chromium.new_page(viewport={"width": 1400, "height": 1600})
-    page.goto(server.url)
-    page.get_by_role("button", name=STRAWBERRY).click()
-    open_thought(page)
-    page.get_by_text("Output · 0.04 s").wait_for(timeout=10_000)
-    page.screenshot(path=str(artifacts / "browser-code-steps.png"))
+        page = chromium.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server.url)
+        chat_box(page)
+        page.get_by_text("Python code steps").click()
+        send(page, STRAWBERRY)
+        wait_answered(page, 1)
+        open_thought(page)
+        page.screenshot(path=str(artifacts / "browser-code-steps.png"))
 
-    python = page.locator("code.language-python")
-    assert python.count() == 2 and "print(word.count('r'))" in python.first.inner_text()
-    assert python.first.locator("span.token").count() > 0  # highlighted, not plain text
-    assert page.locator("code.language-text", has_text="3").is_visible()
-    alert = page.get_by_test_id("stAlertContentError")
-    assert "Error · 0.01 s" in alert.inner_text() and "ZeroDivisionError" in alert.inner_text()
+        python = page.locator("code.language-python")
+        assert python.count() == 2 and "print(word.count('r'))" in python.first.inner_text()
+        assert python.first.locator("span.token").count() > 0  # highlighted, not plain text
+        assert page.get_by_text(re.compile(r"^Output · [\d.]+ s$")).is_visible()
+        assert page.locator("code.language-text", has_text="3").first.is_visible()
+        alert = page.get_by_test_id("stAlertContentError")
+        assert re.match(r"Error · [\d.]+ s", alert.inner_text())
+        assert "ZeroDivisionError" in alert.inner_text()
+        assert page.get_by_text("There are 3 letters r in strawberry.").is_visible()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -273,3 +274,22 @@ def test_the_code_steps_switch_speaks_chinese(open_page, history_path):
     page.at.sidebar.radio(key="tc.ui_lang").set_value("zh")
     page.at.run()
     assert page.at.sidebar.toggle(key="tc.tools").label == "Python 代码步骤"
+
+
+def test_a_python_block_runs_in_the_sandbox_and_its_output_shows(open_page, history_path):
+    backend = ScriptedBackend(
+        [
+            step_json("Counting with code", f"Let me count.\n```python\n{CODE}\n```"),
+            step_json("Reading the output", "It printed 3."),
+            step_json("Checking", "s-t-r-a-w-b-e-r-r-y has r at 3, 8 and 9.", "final_answer"),
+            "There are 3.",
+        ]
+    )
+    page = open_page(backend)
+    page.at.sidebar.toggle(key="tc.tools").set_value(True)
+    page.ask(FIRST).wait_until_done(timeout=120)
+
+    shown = code_shown(page)
+    assert shown[0] == f"Let me count.\n```python\n{CODE}\n```"
+    assert re.fullmatch(r"Output · [\d.]+ s", shown[1]) and shown[2] == "```text\n3\n```"
+    assert "There are 3." in page.texts()
