@@ -26,11 +26,12 @@ model: install
 	$(BIN)/thinkchain models pull small
 
 # Debian packages the browser tests need (Chromium, and a CJK font so Chinese renders as
-# glyphs, not boxes); skipped when already present.
+# glyphs, not boxes) and the code sandbox's bubblewrap (SANDBOX.md); skipped when present.
+SYSTEM_PACKAGES := chromium fonts-noto-cjk bubblewrap
 system-deps:
-	@{ command -v chromium && dpkg -s fonts-noto-cjk; } >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk; \
-		else sudo apt-get update -q && sudo apt-get install -y -q chromium fonts-noto-cjk; fi; }
+	@{ command -v chromium && dpkg -s fonts-noto-cjk && command -v bwrap; } >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(SYSTEM_PACKAGES); \
+		else sudo apt-get update -q && sudo apt-get install -y -q $(SYSTEM_PACKAGES); fi; }
 
 # The web page on the embedded default model: http://127.0.0.1:8501 (PORT=... to change).
 PORT ?= 8501

@@ -1,0 +1,23 @@
+"""Runs model-written Python safely: see SANDBOX.md for what holds where.
+
+from thinkchain.sandbox import Sandbox
+Sandbox().run('"strawberry".count("r")').output   # '3\n'
+"""
+
+from __future__ import annotations
+
+from .isolation import IsolationReport, Layer, isolation_report
+from .limits import SandboxLimits
+from .result import STATUSES, CodeResult, Status
+from .sandbox import Sandbox
+
+__all__ = [
+    "STATUSES",
+    "CodeResult",
+    "IsolationReport",
+    "Layer",
+    "Sandbox",
+    "SandboxLimits",
+    "Status",
+    "isolation_report",
+]
