@@ -206,3 +206,13 @@ def test_streamed_content_shows_the_code_as_the_model_wrote_it():
     _, events, _ = run([COUNT_STEP, AFTER_OUTPUT])
     streamed = "".join(e.text for e in events if isinstance(e, StepDelta) and e.index == 1)
     assert '```python\nword = "strawberry"' in streamed
+
+
+def test_code_that_prints_nothing_is_asked_to_print():
+    silent = "### Step 1: Count\n```python\ncount = 'strawberry'.count('r')\n```\n"
+    printing = "### Step 2: Print it\n```python\nprint('strawberry'.count('r'))\n```\n"
+    backend, _, result = run([silent, printing, AFTER_OUTPUT.replace("Step 2", "Step 3")])
+    assert result.ok
+    assert result.steps[0].runs[0].ok and not result.steps[0].runs[0].output
+    assert prompt("en", "code_silent") in last_user_text(backend.requests[1])
+    assert result.steps[1].runs[0].output.strip() == "3"

@@ -88,7 +88,11 @@ class CodeSteps:
 
     def feedback(self, run: CodeRun) -> str:
         """The run's result as the model reads it next."""
-        output = run.output.strip() or "(no output)"
+        output = run.output.strip()
+        if run.ok and not output:
+            # Silence is no result: a model told "(no output)" reads it as zero or nothing.
+            return prompt(self.lang, "code_silent")
+        output = output or "(no output)"
         if len(output) > FEEDBACK_CHARS:
             output = output[:FEEDBACK_CHARS] + "\n…"
         if run.ok:
