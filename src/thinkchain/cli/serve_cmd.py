@@ -21,7 +21,7 @@ def serve(
         str,
         typer.Option(
             "--engine",
-            help="vllm (GPU, the seed's deployment) or llama.cpp (CPU, a GGUF).",
+            help="vllm (GPU, a Hugging Face model) or llama.cpp (CPU, a GGUF).",
             show_default=False,
         ),
     ],

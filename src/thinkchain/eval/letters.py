@@ -48,7 +48,7 @@ _TEMPLATES = (
     'Count the letter "{letter}" in "{text}". How many are there?',
     'In "{text}", how many times does the letter "{letter}" occur?',
 )
-# The seed's own phrasing, used for single words only (a phrase needs its quotes).
+# The plain phrasing, used for single words only (a phrase needs its quotes).
 _WORD_TEMPLATE = "How many letters {letter} are in the word {text}?"
 _CASE_NOTE = " Count upper-case and lower-case letters alike."
 
