@@ -216,3 +216,23 @@ def test_code_that_prints_nothing_is_asked_to_print():
     assert result.steps[0].runs[0].ok and not result.steps[0].runs[0].output
     assert prompt("en", "code_silent") in last_user_text(backend.requests[1])
     assert result.steps[1].runs[0].output.strip() == "3"
+
+
+def test_a_sandbox_that_cannot_run_code_is_not_asked_again(monkeypatch):
+    # A machine without the isolation the sandbox requires: the first block says why, and
+    # later blocks are not run, so the model reasons on without code.
+    from thinkchain.sandbox import sandbox as sandbox_module
+
+    class Unsafe:
+        safe = False
+        problems = ("no bubblewrap",)
+
+    monkeypatch.setattr(sandbox_module, "isolation_report", lambda method: Unsafe())
+    code = "### Step {n}: Try\n```python\nprint({n})\n```\n"
+    script = [code.format(n=1), code.format(n=2), AFTER_OUTPUT.replace("Step 2", "Step 3")]
+    backend, events, result = run(script)
+    assert result.ok
+    first = result.steps[0].runs[0]
+    assert first.status == "sandbox_error" and "bubblewrap" in (first.error or "")
+    assert result.steps[1].runs == ()
+    assert sum(isinstance(e, CodeStarted) for e in events) == 1

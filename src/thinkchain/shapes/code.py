@@ -82,6 +82,8 @@ class CodeSteps:
         self.runs += 1
         self.calls.emit(CodeStarted(step.index, code))
         run = as_code_run(await self.sandbox.arun(code))
+        if run.status == "sandbox_error":
+            self.runs = limit  # the sandbox cannot run code here: no later block will run
         self.calls.emit(CodeDone(step.index, run))
         step = replace(step, runs=(*step.runs, run), seconds=step.seconds + run.seconds)
         return step, self.feedback(run)
