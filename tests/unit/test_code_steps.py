@@ -230,7 +230,7 @@ def test_a_sandbox_that_cannot_run_code_is_not_asked_again(monkeypatch):
     monkeypatch.setattr(sandbox_module, "isolation_report", lambda method: Unsafe())
     code = "### Step {n}: Try\n```python\nprint({n})\n```\n"
     script = [code.format(n=1), code.format(n=2), AFTER_OUTPUT.replace("Step 2", "Step 3")]
-    backend, events, result = run(script)
+    _, events, result = run(script)
     assert result.ok
     first = result.steps[0].runs[0]
     assert first.status == "sandbox_error" and "bubblewrap" in (first.error or "")
