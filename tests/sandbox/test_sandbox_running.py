@@ -35,7 +35,17 @@ def test_last_expression_shows_its_repr_and_none_shows_nothing(method: str) -> N
     assert sandbox.run('"abc"').output == "'abc'\n"
     assert sandbox.run("None").output == ""
     assert sandbox.run('print("once")').output == "once\n"  # print's None is not shown
-    assert sandbox.run("x = 5").output == ""
+    assert sandbox.run("x = None").output == ""
+
+
+def test_a_last_assignment_is_shown_when_nothing_was_printed(method: str) -> None:
+    sandbox = make_sandbox(method)
+    assert sandbox.run('count = "purple".count("u")').output == "1\n"
+    assert sandbox.run("total = 2\ntotal += 3").output == "5\n"
+    assert sandbox.run("n: int = 7").output == "7\n"
+    assert sandbox.run('print("done")\nx = 5').output == "done\n"  # it printed: shown as is
+    assert sandbox.run("import sys\nsys.stderr.write('e\\n')\nx = 5").output == "e\n"
+    assert sandbox.run("a, b = 1, 2").output == ""  # several names: nothing to pick
 
 
 def test_multi_line_output_keeps_stdout_and_stderr_in_order(method: str) -> None:

@@ -199,8 +199,24 @@ def short_traceback(exc: BaseException) -> str:
     return text if len(text) <= ERROR_CHARS else "…" + text[-ERROR_CHARS:]
 
 
+class Watched:
+    """A stream that remembers whether the code wrote anything to it."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.used = False
+
+    def write(self, text: str) -> int:
+        self.used = self.used or bool(text)
+        return int(self.stream.write(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def run_code(code: str) -> dict[str, Any]:
-    """Run the code as a notebook cell: a last bare expression's value is printed."""
+    """Run the code as a notebook cell: a last bare expression's value is printed, and so is
+    the value of a last assignment to a name when the code printed nothing else."""
     import _ast  # the ast module's C half: the Python half would slow every start
     import builtins
     import linecache
@@ -210,21 +226,33 @@ def run_code(code: str) -> dict[str, Any]:
         if not isinstance(tree, _ast.Module):
             raise ValueError("the code did not parse to a module")
         last = None
+        assigned = None  # the name a last assignment binds
         final = tree.body[-1] if tree.body else None
         if isinstance(final, _ast.Expr):
             tree.body.pop()
             last = compile(_ast.Expression(body=final.value), FILENAME, "eval")
+        elif isinstance(final, _ast.Assign) and len(final.targets) == 1:
+            target = final.targets[0]
+            assigned = target.id if isinstance(target, _ast.Name) else None
+        elif isinstance(final, (_ast.AugAssign, _ast.AnnAssign)) and final.value is not None:
+            assigned = final.target.id if isinstance(final.target, _ast.Name) else None
         body = compile(tree, FILENAME, "exec")
     except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte in the source
         return {"status": "error", "error": short_traceback(exc), "exit_code": 1}
     linecache.cache[FILENAME] = (len(code), None, code.splitlines(True), FILENAME)
     scope = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
+    streams = (Watched(sys.stdout), Watched(sys.stderr))
+    sys.stdout, sys.stderr = streams
     try:
         exec(body, scope)
+        value = None
         if last is not None:
             value = eval(last, scope)
-            if value is not None:
-                print(repr(value))
+        elif assigned is not None and not any(stream.used for stream in streams):
+            # Silence is no result: a small model that stored its answer is shown it.
+            value = scope.get(assigned)
+        if value is not None:
+            print(repr(value))
     except SystemExit as exc:
         if exc.code is None or exc.code == 0:
             return {"status": "ok", "error": None, "exit_code": 0}
