@@ -25,6 +25,17 @@ Tool = Literal["python"]
 TOOLS: tuple[str, ...] = ("python",)
 
 
+def auto_tools(*, embedded: bool) -> tuple[Tool, ...]:
+    """The tools a chain gets when the user did not choose: code steps on the embedded model
+    (they win on accuracy per second there: README, "Code steps"), wherever the sandbox can
+    isolate code; none on a server, whose model thinkchain knows nothing about."""
+    if not embedded:
+        return ()
+    from .sandbox import isolation_report  # probes the machine once, on first use
+
+    return ("python",) if isolation_report().safe else ()
+
+
 def parse_tools(text: str) -> tuple[str, ...]:
     """``"python"`` or ``"python,..."`` (or empty, or "none") -> the tools, checked."""
     names = [n.strip().lower() for n in text.replace(" ", ",").split(",") if n.strip()]

@@ -279,8 +279,14 @@ def test_the_page_starts_on_the_default_mode_or_the_one_it_was_launched_with(
     monkeypatch.delenv("THINKCHAIN_MODE")
     page = open_page(demo_backend())
     assert page.at.sidebar.selectbox(key="tc.mode").value == "single-pass"
+    # The embedded model starts with code steps on: the demo then counts with a program.
+    assert page.at.sidebar.toggle(key="tc.tools").value is True
     page.ask(STRAWBERRY).wait_until_done()
-    assert page.step_labels() == titles  # one reply, split into its titled steps
+    assert page.step_labels() == [  # its reply, split into titled steps around the code run
+        "Step 1: Count the letters with a program",
+        "Step 2: Read the output",
+        "Step 3: Check by position",
+    ]
 
     monkeypatch.setenv("THINKCHAIN_MODE", "iterative")  # what `thinkchain ui --mode iterative` sets
     page = open_page(demo_backend())

@@ -14,7 +14,7 @@ from ..chain import Chain
 from ..events import ChainCompleted, ChainFailed, ChainResult
 from ..history import ChainRecorder
 from ..questions import InvalidQuestion, clean_question
-from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings, parse_tools
+from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings, auto_tools, parse_tools
 from .common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -56,10 +56,11 @@ def ask(
         str,
         typer.Option(
             help="Tools the steps may use: 'python' runs the model's Python blocks in the "
-            "sandbox and shows their output (code steps); empty for none.",
+            "sandbox and shows their output (code steps); 'none'; 'auto': python on the "
+            "embedded model where the sandbox can isolate code, none on a server.",
             envvar="THINKCHAIN_TOOLS",
         ),
-    ] = "",
+    ] = "auto",
     strategy: Annotated[
         str, typer.Option(help="chain, or sc: K chains and a majority vote (self-consistency).")
     ] = "chain",
@@ -96,7 +97,7 @@ def ask(
             max_total_tokens=max_total_tokens,
             max_seconds=max_seconds,
             seed=seed,
-            tools=parse_tools(tools),
+            tools=() if tools.strip().lower() == "auto" else parse_tools(tools),
         )
         if strategy not in ("chain", "sc") or k < 1:
             fail("--strategy must be chain or sc, and --k at least 1")
@@ -114,6 +115,9 @@ def ask(
             connect_timeout=connect_timeout,
             parallel=k if strategy == "sc" else 1,  # sc samples decode side by side
         )
+        if tools.strip().lower() == "auto":
+            embedded = not base_url and not demo
+            settings = settings.model_copy(update={"tools": auto_tools(embedded=embedded)})
     if strategy == "sc":  # self-consistency: K chains, one vote (cli/ask_sc.py)
         from .ask_sc import ask_self_consistency
 

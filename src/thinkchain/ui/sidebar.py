@@ -12,7 +12,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from ..history import Conversation
-from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings
+from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings, auto_tools
 from .backend_choice import DEMO, EMBEDDED, SERVER, BackendChoice, embedded_options, kinds
 from .markdown import safe_label
 from .texts import LANGUAGES, has_text
@@ -121,7 +121,13 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
     if strategy == "sc":
         k = int(side.number_input(t("k_samples"), 2, 9, 5, help=t("k_samples_help"), key="tc.k"))
     compare = bool(side.toggle(t("compare"), help=t("compare_help"), key="tc.compare"))
-    code = side.toggle(t("code_steps"), help=t("code_steps_help"), key="tc.tools")
+    # Starts as the CLI's default does: on for the embedded model where the sandbox holds.
+    code = side.toggle(
+        t("code_steps"),
+        value=bool(auto_tools(embedded=choice.kind == EMBEDDED)),
+        help=t("code_steps_help"),
+        key="tc.tools",
+    )
     low, high, default = _bounds("temperature")
     temperature = side.slider(
         t("temperature"), float(low), float(high), float(default), 0.05, key="tc.temperature"
