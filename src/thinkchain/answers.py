@@ -51,6 +51,12 @@ _CHINESE_COUNT = re.compile(r"([零一二两三四五六七八九十])\s*[个次
 _CHINESE_DIGITS = {ch: i for i, ch in enumerate("零一二三四五六七八九十")} | {"两": 2}
 # "There are no z's", "none": zero, but only when a number is expected (else it is "no").
 _NONE_WORDS = {"no", "none", "nothing", "没有"}
+# "The letter t does not occur in desert": a count of zero said without a number.
+_ABSENT = re.compile(
+    r"\b(?:does|do|did)\s*(?:not|n't)\s+(?:occur|appear|exist|show\s+up)\b"
+    r"|\bnot\s+(?:present|found|contained)\b|\bno\s+occurrences?\b|不包含|没有出现|不出现",
+    re.I,
+)
 # Above this many digits a "number" is noise (an ID, a hash), not an answer.
 _MAX_DIGITS = 60
 _YES = {"yes", "true", "correct", "是", "对", "是的", "正确"}
@@ -162,7 +168,7 @@ def _read(span: str, expect: Expect) -> str | None:
         counted = _number_word(span)
         if counted is not None:
             return str(counted)
-        if any(word in _NONE_WORDS for word in _words(span)[:4]):
+        if any(word in _NONE_WORDS for word in _words(span)[:4]) or _ABSENT.search(span):
             return "0"
         return None
     word = _word_answer(span)

@@ -153,6 +153,20 @@ def test_expected_kind_follows_the_gold_answer() -> None:
     assert expected_kind(None) is None
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        'The letter "t" does not occur in the word "bookkeeper".',
+        'The letter "i" does not appear in the word "bubble".',
+        "There are no occurrences of the letter x.",
+        "字母 z 没有出现在这个单词里。",
+    ],
+)
+def test_a_count_of_zero_said_in_words_is_zero(reply: str) -> None:
+    assert extract_answer(reply, "number") == "0"
+    assert extract_answer("It does not appear to be 4.", "number") == "4"  # a number wins
+
+
 def test_a_reply_is_read_as_the_kind_of_answer_its_gold_is() -> None:
     # The same words score differently against a count and against a yes/no question.
     reply = "No, there are none."
