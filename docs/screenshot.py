@@ -1,7 +1,7 @@
 """Take the README's screenshot: the page answering a question, its thinking opened.
 
     .venv/bin/python docs/screenshot.py [OUT] [--lang en|zh] [--question Q] [--follow-up Q]
-                                        [--no-compare] [--demo] [--code]
+                                        [--no-compare] [--demo] [--code on|off]
 
 Starts ``thinkchain ui`` (embedded default model, a fresh history in a temporary folder),
 asks the question in headless Chromium, in English or Chinese, with "compare with a direct
@@ -101,8 +101,11 @@ def shoot(args: argparse.Namespace) -> None:
                 page.get_by_test_id("stChatInputTextArea").wait_for(timeout=120_000)
                 if args.compare:
                     page.get_by_text(t("compare"), exact=True).click()
-                if args.code:
-                    page.get_by_text(t("code_steps"), exact=True).click()
+                if args.code is not None:
+                    # The switch starts as the page chooses (on for the embedded model).
+                    switch = page.get_by_label(t("code_steps"), exact=True)
+                    if switch.is_checked() != (args.code == "on"):
+                        page.get_by_text(t("code_steps"), exact=True).click()
                 ask(page, question, 1, args.lang)
                 if args.follow_up:
                     ask(page, args.follow_up, 2, args.lang)
@@ -133,7 +136,11 @@ def main() -> None:
     parser.add_argument(
         "--no-compare", dest="compare", action="store_false", help="no direct answer beside it"
     )
-    parser.add_argument("--code", action="store_true", help="turn Python code steps on")
+    parser.add_argument(
+        "--code",
+        choices=["on", "off"],
+        help="Python code steps on or off (default: as the page starts, on for the embedded model)",
+    )
     parser.add_argument("--demo", action="store_true", help="the scripted demo model, no model")
     shoot(parser.parse_args())
 
