@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # portable AVX2 kernels (plus runtime weight repacking) instead.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: run demo test test-fast lint bench install dev model system-deps clean
+.PHONY: run demo test test-fast lint bench install dev model system-deps sandbox-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ model: install
 	$(BIN)/thinkchain models pull default
 	$(BIN)/thinkchain models pull small
 
+# bubblewrap, the code sandbox's isolation (SANDBOX.md): code steps, on by default for the
+# embedded model, run only where it is installed; skipped when present.
+sandbox-deps:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q bubblewrap; \
+		else sudo apt-get update -q && sudo apt-get install -y -q bubblewrap; fi; }
+
 # Debian packages the browser tests need (Chromium, and a CJK font so Chinese renders as
 # glyphs, not boxes) and the code sandbox's bubblewrap (SANDBOX.md); skipped when present.
 SYSTEM_PACKAGES := chromium fonts-noto-cjk bubblewrap
@@ -35,7 +42,7 @@ system-deps:
 
 # The web page on the embedded default model: http://127.0.0.1:8501 (PORT=... to change).
 PORT ?= 8501
-run: install
+run: install sandbox-deps
 	$(BIN)/thinkchain models pull default
 	$(BIN)/thinkchain ui --port $(PORT)
 
