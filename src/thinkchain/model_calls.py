@@ -112,6 +112,19 @@ class ModelCalls:
         """A stream the guard cut: recorded like every other cut, its tokens wasted."""
         self.cut(index, bad.reason, bad.text, repeat=False, usage=bad.usage)
 
+    def degenerated_attempt(
+        self, target: RetryTarget, index: int, attempt: int, bad: Degenerated, temperature: float
+    ) -> float:
+        """An attempt the guard cut: kept with its text, announced when another follows.
+
+        Returns the temperature for the next attempt.  Its tokens stay with the step or answer
+        being tried, which counts them as wasted if it never comes.
+        """
+        self.result.record_cut(index, bad.reason, bad.text, repeat=False)
+        if attempt < self.settings.max_attempts:
+            self.retry(target, index, attempt, bad.reason)
+        return self.hotter(temperature)
+
     @staticmethod
     def hotter(temperature: float) -> float:
         """The temperature for the try after degenerate output: a little hotter to leave it."""
@@ -270,13 +283,9 @@ class ModelCalls:
             try:
                 generated = await self.generate(request, "answer", 0, on_text)
             except Degenerated as bad:
-                # The attempt's tokens belong to the answer's usage while the answer may come.
                 usage = usage + bad.usage
-                self.result.record_cut(0, bad.reason, bad.text, repeat=False)
                 reason = bad.reason
-                temperature = self.hotter(temperature)
-                if attempt < s.max_attempts:
-                    self.retry("answer", 0, attempt, reason)
+                temperature = self.degenerated_attempt("answer", 0, attempt, bad, temperature)
                 continue
             usage = usage + generated.completion.usage
             text = unwrap_answer(generated.text)

@@ -133,14 +133,10 @@ class Iterative:
             try:
                 generated = await calls.generate(request, "step", index, on_text)
             except Degenerated as bad:
-                # The step's usage keeps the attempt; the step may still come.
                 usage = usage + bad.usage
-                calls.result.record_cut(index, bad.reason, bad.text, repeat=False)
                 last_error = bad.reason
-                temperature = calls.hotter(temperature)
                 follow_up = self._feedback(bad.text, bad.reason)
-                if attempt < s.max_attempts:
-                    calls.retry("step", index, attempt, bad.reason)
+                temperature = calls.degenerated_attempt("step", index, attempt, bad, temperature)
                 continue
             usage = usage + generated.completion.usage
             try:
