@@ -209,7 +209,8 @@ def test_streamed_content_shows_the_code_as_the_model_wrote_it():
 
 
 def test_code_that_prints_nothing_is_asked_to_print():
-    silent = "### Step 1: Count\n```python\ncount = 'strawberry'.count('r')\n```\n"
+    tally = "counts = {}\nfor ch in 'strawberry':\n    counts[ch] = counts.get(ch, 0) + 1"
+    silent = f"### Step 1: Count\n```python\n{tally}\n```\n"
     printing = "### Step 2: Print it\n```python\nprint('strawberry'.count('r'))\n```\n"
     backend, _, result = run([silent, printing, AFTER_OUTPUT.replace("Step 2", "Step 3")])
     assert result.ok
