@@ -7,7 +7,7 @@ import json
 import pytest
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.scripted import ScriptedBackend, step_json
+from thinkchain.backends.scripted import ScriptedBackend, count_words, step_json
 from thinkchain.events import (
     ChainCompleted,
     CodeDone,
@@ -237,3 +237,10 @@ def test_a_sandbox_that_cannot_run_code_is_not_asked_again(monkeypatch):
     assert first.status == "sandbox_error" and "bubblewrap" in (first.error or "")
     assert result.steps[1].runs == ()
     assert sum(isinstance(e, CodeStarted) for e in events) == 1
+
+
+def test_every_calls_prompt_tokens_are_counted_once_with_code_steps():
+    backend, _, result = run([COUNT_STEP, AFTER_OUTPUT])
+    sent = sum(count_words(request.messages) for request in backend.requests)
+    assert result.usage.prompt_tokens == sent
+    assert result.steps[0].usage.prompt_tokens == count_words(backend.requests[0].messages)

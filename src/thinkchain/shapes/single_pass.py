@@ -97,7 +97,6 @@ class SinglePass:
         self.answer_announced = False
         self.stop_reason: str | None = None
         self.runaway_reason = ""
-        self.pending_code: Step | None = None  # closed with a Python block not yet run
         self.temperature = calls.settings.temperature  # raised after a runaway, to leave the rut
 
     # -- requests -----------------------------------------------------------------------------
@@ -202,11 +201,11 @@ class SinglePass:
         await calls.answer(messages, self.lang, announce=not self.answer_announced)
 
     async def _run_code(self) -> str:
-        """Runs the code of the step just closed; the text that asks the model to go on."""
-        assert self.code is not None and self.pending_code is not None
+        """Runs the code of the step just closed (the last one, its prompt tokens counted by
+        now); returns the text that asks the model to go on."""
+        assert self.code is not None
         steps = self.calls.result.steps
-        step, told = await self.code.run_step(self.pending_code)
-        self.pending_code = None
+        step, told = await self.code.run_step(steps[-1])
         steps[-1] = step
         self.calls.emit(StepDone(step))
         return f"{told}\n\n{self._continue_text()}" if told else self._continue_text()
@@ -327,18 +326,18 @@ class SinglePass:
             return
         self.open.content = [text[:end] + "\n"]
         self.open.tokens += 1  # the chunk that closed the block
-        self.pending_code = self._close_open(announce=False)
+        self._close_open(announce=False)  # the last step now; announced once its code ran
         raise EndStream("code")
 
-    def _close_open(self, *, announce: bool = True) -> Step | None:
+    def _close_open(self, *, announce: bool = True) -> None:
         """Turns the open step into a finished one (announced unless its code must run first)."""
         step_state, self.open = self.open, None
         if step_state is None:
-            return None
+            return
         calls = self.calls
         content = "".join(step_state.content).strip()
         if not content and not step_state.title:
-            return None
+            return
         repeated = why_repeated(content, [step.content for step in calls.result.steps])
         if repeated:
             tokens = Usage(completion_tokens=step_state.tokens, estimated=True)
@@ -359,7 +358,6 @@ class SinglePass:
         self.transcript += step_state.heading + "".join(step_state.content)
         if announce:
             calls.emit(StepDone(step))
-        return step
 
     def _account_prompt(self, usage: Usage, first_step: int) -> None:
         """The call's prompt tokens go to the first step it produced, else to the answer it
