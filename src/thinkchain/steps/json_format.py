@@ -15,7 +15,12 @@ from typing import Any
 
 import jiter
 
-from .parsing import ParsedStep, StepFormatError, normalise_next_action, strip_fences
+from .parsing import (
+    ParsedStep,
+    StepFormatError,
+    normalise_next_action,
+    read_as_written_first,
+)
 
 STEP_KEYS = ("title", "content", "next_action")
 
@@ -123,15 +128,11 @@ def parse_step(text: str) -> ParsedStep:
     """Read one step from model output, leniently; raise StepFormatError if it is not one."""
     if not text or not text.strip():
         raise StepFormatError("the reply is empty")
-    # Fences around the object are outside it; stripping them first would also strip a
-    # fenced code block inside the content, so the raw text is read first.
-    try:
-        candidate, closed = _find_object(text)
-        if closed:
-            return step_from_object(_load_object(candidate))
-    except StepFormatError:
-        pass
-    candidate, closed = _find_object(strip_fences(text))
+    return read_as_written_first(_read_object, text)
+
+
+def _read_object(text: str) -> ParsedStep:
+    candidate, closed = _find_object(text)
     if not closed:
         raise StepFormatError(
             "the JSON object is not closed: the reply was cut off; keep the step shorter",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,21 @@ class ParsedStep:
 def strip_fences(text: str) -> str:
     """``text`` without Markdown code fences (small models wrap steps in them)."""
     return _FENCE.sub("", text).replace("```", "")
+
+
+def read_as_written_first(read: Callable[[str], ParsedStep], text: str) -> ParsedStep:
+    """``read(text)``, and ``read`` of the text without fences only if that fails.
+
+    Fences around a step are not part of it, but stripping them first would also strip a
+    fenced code block inside the step (code steps run it).
+    """
+    try:
+        return read(text)
+    except StepFormatError:
+        unfenced = strip_fences(text)
+        if unfenced == text:
+            raise
+        return read(unfenced)
 
 
 def normalise_next_action(value: Any) -> NextAction:

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import re
 
-from .parsing import ParsedStep, StepFormatError, normalise_next_action, strip_fences
+from .parsing import (
+    ParsedStep,
+    StepFormatError,
+    normalise_next_action,
+    read_as_written_first,
+)
 
 TEXT_STEP_REGEX = r"Title: [^\n]{1,120}\n[\s\S]+\nNext: (continue|final_answer)"
 
@@ -40,15 +45,7 @@ _FINISHED_NEXT = re.compile(
 
 def parse_text_step(text: str) -> ParsedStep:
     """Read a free-text step (title line, reasoning, ``Next:`` line), leniently."""
-    # Fences around the step are not part of it; stripping them first would also strip a
-    # fenced code block in the reasoning (code steps run it), so the text is read as written.
-    try:
-        return _parse_text(text or "")
-    except StepFormatError:
-        unfenced = strip_fences(text or "")
-        if unfenced == (text or ""):
-            raise
-        return _parse_text(unfenced)
+    return read_as_written_first(_parse_text, text or "")
 
 
 def _parse_text(text: str) -> ParsedStep:
