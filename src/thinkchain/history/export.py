@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 
 from ..events import CodeRun
+from ..text import fenced
 from .conversation import Conversation
 from .record import COMPLETED, ChainRecord
 
@@ -65,14 +65,6 @@ def conversation_markdown(conversation: Conversation, lang: str = "en") -> str:
         to_markdown(turn, lang, number=number)
         for number, turn in enumerate(conversation.turns, start=1)
     )
-
-
-def fenced(text: str, info: str = "") -> str:
-    """``text`` as a fenced code block that no backticks inside it can close early."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    body = text.rstrip("\n")
-    return f"{fence}{info}\n{body}\n{fence}"
 
 
 def code_run_markdown(run: CodeRun, lang: str = "en") -> list[str]:

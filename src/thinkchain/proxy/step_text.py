@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from ..events import CodeRun, Step
 from ..labels import step_heading
+from ..text import fenced
 
 _BACKTICKS = re.compile(r"`+")
 
@@ -32,10 +33,7 @@ def output_block(run: CodeRun, before: str) -> str:
         lines.append("… (output cut)")
     if not run.ok:
         lines.append(f"{run.status}: {run.error}" if run.error else run.status)
-    body = "\n".join(lines) or "(no output)"
-    # A fence longer than any backtick run in the output, so the output cannot close it.
-    fence = "`" * max([3, *(len(ticks) + 1 for ticks in _BACKTICKS.findall(body))])
-    block = f"{fence}output\n{body}\n{fence}"
+    block = fenced("\n".join(lines) or "(no output)", "output")
     return block + "\n" if before.endswith("\n") else "\n" + block
 
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 import streamlit as st
 
 from ..events import CodeRun, Step
-from ..history.export import fenced, format_seconds
+from ..history.export import format_seconds
+from ..text import fenced
 from .live import Notice, PartialStep
 from .markdown import code_segments, safe_label, safe_markdown
 
