@@ -86,6 +86,7 @@ def ask(
     """Ask a question; the model reasons in visible steps, then answers."""
     if question == "-":
         question = sys.stdin.read()
+    auto = tools.strip().lower() == "auto"  # decided once the backend is known
     with clear_errors():
         settings = ChainSettings(
             mode=mode,
@@ -97,7 +98,7 @@ def ask(
             max_total_tokens=max_total_tokens,
             max_seconds=max_seconds,
             seed=seed,
-            tools=() if tools.strip().lower() == "auto" else parse_tools(tools),
+            tools=() if auto else parse_tools(tools),
         )
         if strategy not in ("chain", "sc") or k < 1:
             fail("--strategy must be chain or sc, and --k at least 1")
@@ -115,7 +116,7 @@ def ask(
             connect_timeout=connect_timeout,
             parallel=k if strategy == "sc" else 1,  # sc samples decode side by side
         )
-        if tools.strip().lower() == "auto":
+        if auto:
             embedded = not base_url and not demo
             settings = settings.model_copy(update={"tools": auto_tools(embedded=embedded)})
     if strategy == "sc":  # self-consistency: K chains, one vote (cli/ask_sc.py)
