@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from difflib import SequenceMatcher
 
 from .events import Usage
@@ -104,6 +105,22 @@ def _repeating_period(text: str) -> int | None:
 
 def _normalise(text: str) -> str:
     return _NORMALISE.sub(" ", text.lower()).strip()
+
+
+# An answer this long (letters and digits, spaces folded) found word for word in the chain's
+# own instructions was copied from them, not written: a small model that lost its way once
+# "answered" a GSM8K question with a sentence of the code-step layout.
+MIN_COPIED_CHARS = 24
+COPIED_INSTRUCTIONS = "the final answer copied the instructions instead of answering"
+
+
+def copies_instructions(text: str, instructions: Iterable[str]) -> bool:
+    """Whether ``text`` is a passage of ``instructions`` (the prompts thinkchain wrote, never
+    the user's words) rather than something the model wrote itself."""
+    copied = _normalise(text)
+    if len(copied) < MIN_COPIED_CHARS:
+        return False
+    return any(copied in _normalise(instruction) for instruction in instructions)
 
 
 # Below this length two different steps can differ by a single number ("x = 3" / "x = 5"):

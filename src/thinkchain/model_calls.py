@@ -41,7 +41,13 @@ from .events import (
     Retry,
     Usage,
 )
-from .guards import TEMPERATURE_BUMP, Degenerated, DegenerationGuard
+from .guards import (
+    COPIED_INSTRUCTIONS,
+    TEMPERATURE_BUMP,
+    Degenerated,
+    DegenerationGuard,
+    copies_instructions,
+)
 from .prompts import prompt
 from .settings import ChainSettings
 from .steps import StepFormatError, parse_step
@@ -260,6 +266,9 @@ class ModelCalls:
         request_messages = list(messages)
         if ask_for_answer:
             request_messages.append({"role": "user", "content": prompt(lang, "final_answer")})
+        # What thinkchain told the model; an "answer" found in there was copied, not written.
+        instructions = [str(m["content"]) for m in request_messages if m["role"] == "system"]
+        instructions.append(prompt(lang, "final_answer"))
         max_tokens = s.final_max_tokens
         window = self.backend.context_window()
         if window is not None:
@@ -289,8 +298,8 @@ class ModelCalls:
                 continue
             usage = usage + generated.completion.usage
             text = unwrap_answer(generated.text)
-            if not text:
-                reason = "the final answer was empty"
+            if not text or copies_instructions(text, instructions):
+                reason = COPIED_INSTRUCTIONS if text else "the final answer was empty"
                 if attempt < s.max_attempts:
                     self.retry("answer", 0, attempt, reason)
                 continue

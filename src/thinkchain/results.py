@@ -47,6 +47,10 @@ class Usage:
     def evaluated_prompt_tokens(self) -> int:
         return self.prompt_tokens - self.cached_tokens
 
+    def prompt_part(self) -> Usage:
+        """The prompt side alone: what a call read, without what it wrote."""
+        return Usage(prompt_tokens=self.prompt_tokens, cached_tokens=self.cached_tokens)
+
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.prompt_tokens + other.prompt_tokens,

@@ -371,3 +371,46 @@ def test_steps_that_only_change_the_numbers_are_cut_as_a_loop():
     cut = next(e for e in events if isinstance(e, StepDiscarded))
     assert "only changes the numbers" in cut.reason and cut.reason.endswith("stops here")
     assert result.answer.text == "32 kg"
+
+
+@pytest.mark.parametrize(
+    ("tools", "copied"),
+    [
+        # The sentence a GSM8K chain of the embedded model gave as its answer (code layout).
+        (
+            ["python"],
+            "The program in a ```python block is run for you as soon as you close the block, "
+            "and you see what it printed before you write the next step.",
+        ),
+        # The layout's own description of the answer, written out instead of an answer.
+        ([], "<the result in bold, then one sentence saying why>"),
+    ],
+)
+def test_an_answer_that_copies_the_instructions_is_asked_for_again(tools, copied):
+    reply = CHAIN.split("### Answer")[0] + "### Answer\n" + copied + "\n"
+    backend, events, result = run([reply, "**3**"], tools=tools)
+    assert [r.purpose for r in backend.requests] == ["chain", "answer"]
+    assert len(result.steps) == 3 and result.answer.text == "**3**"
+    assert [c.reason for c in result.cuts] == [
+        "the final answer copied the instructions instead of answering"
+    ]
+    retry = next(e for e in events if isinstance(e, Retry))
+    assert retry.target == "answer" and "copied the instructions" in retry.reason
+    assert sum(isinstance(e, AnswerStarted) for e in events) == 1
+
+
+def test_an_answer_that_quotes_the_question_is_still_an_answer():
+    # Only thinkchain's own prompts count as instructions: the user's words may be answered.
+    question_text = "How many r are in strawberry?"  # the question run() asks
+    reply = CHAIN.split("### Answer")[0] + "### Answer\n" + question_text + "\n"
+    backend, _, result = run([reply])
+    assert len(backend.requests) == 1 and result.answer.text == question_text
+
+
+def test_a_separate_answer_call_that_copies_the_instructions_is_tried_again():
+    no_answer = CHAIN.split("### Answer")[0]
+    copied = prompt("en", "final_answer")
+    backend, events, result = run([no_answer, copied, "It is 3."])
+    assert result.answer.text == "It is 3."
+    assert [r.purpose for r in backend.requests] == ["chain", "answer", "answer"]
+    assert any(isinstance(e, Retry) and "copied the instructions" in e.reason for e in events)

@@ -42,7 +42,7 @@ from ..events import (
     StepStarted,
     Usage,
 )
-from ..guards import Degenerated, why_repeated
+from ..guards import COPIED_INSTRUCTIONS, Degenerated, copies_instructions, why_repeated
 from ..labels import label
 from ..model_calls import ModelCalls, RetryTarget
 from ..prompts import prompt
@@ -191,14 +191,28 @@ class SinglePass:
             self._close_open()
             if self.in_answer and "".join(self.answer_parts).strip():
                 produced_steps = first_step < len(result.steps)
-                self._finish_answer(completion_usage, with_prompt=not produced_steps)
-                return
+                if not self._answer_copies_instructions():
+                    self._finish_answer(completion_usage, with_prompt=not produced_steps)
+                    return
+                if not produced_steps:
+                    calls.waste(completion_usage.prompt_part())
             break
         # No usable answer in the reply: ask for it, with the steps as the assistant's turn.
         messages = list(self.base)
         if self.transcript:
             messages.append({"role": "assistant", "content": self.transcript.rstrip()})
         await calls.answer(messages, self.lang, announce=not self.answer_announced)
+
+    def _answer_copies_instructions(self) -> bool:
+        """An answer section that copies the layout is dropped (with a notice) and the
+        answer asked for on its own, like an answer that degenerated."""
+        text = "".join(self.answer_parts)
+        if not copies_instructions(text, [str(self.base[0]["content"])]):
+            return False
+        self.runaway_reason = COPIED_INSTRUCTIONS
+        self._record_runaway(COPIED_INSTRUCTIONS)
+        self._drop_runaway(1)
+        return True
 
     async def _run_code(self) -> str:
         """Runs the code of the step just closed (the last one, its prompt tokens counted by
@@ -366,7 +380,7 @@ class SinglePass:
             return
         if first_step >= len(self.calls.result.steps) and self.in_answer:
             return
-        prompt_part = Usage(prompt_tokens=usage.prompt_tokens, cached_tokens=usage.cached_tokens)
+        prompt_part = usage.prompt_part()
         steps = self.calls.result.steps
         if first_step < len(steps):
             steps[first_step] = replace(
@@ -380,9 +394,7 @@ class SinglePass:
         text = "".join(self.answer_parts).strip()
         answer_usage = Usage(completion_tokens=self.answer_tokens)
         if with_prompt:
-            answer_usage = answer_usage + Usage(
-                prompt_tokens=usage.prompt_tokens, cached_tokens=usage.cached_tokens
-            )
+            answer_usage = answer_usage + usage.prompt_part()
         answer = FinalAnswer(
             text=text,
             seconds=perf_counter() - self.answer_started,
