@@ -17,8 +17,8 @@ _LABELS: dict[str, dict[LabelName, str]] = {
     },
     "zh": {
         "verification": "验证",
-        "untitled_step": "步骤 {index}",
-        "step_heading": "第 {index} 步:{title}",
+        "untitled_step": "第 {index} 步",
+        "step_heading": "第 {index} 步：{title}",
     },
 }
 

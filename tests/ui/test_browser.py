@@ -190,14 +190,16 @@ def test_a_chinese_conversation_with_a_follow_up(
     # A browser set to Chinese gets the page in Chinese.
     page = chromium.new_page(viewport={"width": 1400, "height": 1600}, locale="zh-CN")
     page.goto(server.url)
-    assert chat_box(page).get_attribute("placeholder") == "例如:strawberry 这个单词里有几个字母 r?"
+    assert (
+        chat_box(page).get_attribute("placeholder") == "例如：strawberry 这个单词里有几个字母 r？"
+    )
     send(page, "strawberry 这个单词里有几个字母 r?")
     wait_answered(page, 1, "总思考时间")
     assert chat_box(page).get_attribute("placeholder") == "继续提问"
     send(page, "那 raspberry 里呢?")
     wait_answered(page, 2, "总思考时间")
     open_thought(page, "思考了")
-    page.get_by_text("第 1 步:Restating the question").last.wait_for(timeout=5_000)
+    page.get_by_text("第 1 步：Restating the question").last.wait_for(timeout=5_000)
     page.screenshot(path=str(artifacts / "browser-chinese-conversation.png"))
 
     # Both turns are on the page, each question with its answer, the last one's steps open.

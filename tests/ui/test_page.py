@@ -243,18 +243,18 @@ def test_the_page_speaks_chinese(open_page, history_path):
     page = open_page(demo_backend())
     page.at.sidebar.radio(key="tc.ui_lang").set_value("zh")
     page.at.run()
-    assert page.at.title[0].value == "thinkchain:看得见每一步的推理"
+    assert page.at.title[0].value == "thinkchain：看得见每一步的推理"
     assert page.at.chat_input(key="tc.question").placeholder.startswith("例如")
 
     page.ask("strawberry 这个单词里有几个字母 r?").wait_until_done()
     headings = [m.value.strip("*") for m in page.at.main.markdown if m.value.startswith("**第")]
     assert headings == [
-        "第 1 步:Restating the question",
-        "第 2 步:Spelling the word out",
-        "第 3 步:Counting and checking",
+        "第 1 步：Restating the question",
+        "第 2 步：Spelling the word out",
+        "第 3 步：Counting and checking",
     ]
     assert page.thoughts()[0].startswith("思考了 ") and page.thoughts()[0].endswith(" · 共 3 步")
-    assert any(c.startswith("总思考时间:") for c in page.captions())
+    assert any(c.startswith("总思考时间：") for c in page.captions())
     assert page.at.chat_input(key="tc.question").placeholder == "继续提问"
 
 

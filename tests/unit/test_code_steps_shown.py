@@ -104,7 +104,7 @@ def test_in_a_terminal_success_and_failure_are_styled_apart() -> None:
 def test_the_terminal_heading_follows_the_chain_language() -> None:
     run = CodeRun(CODE, "45\n", "ok", None, 0.2)
     assert "\nStep 1: Sum\n" in shown(chain_events(run, lang="en"))
-    assert "\n第 1 步:Sum\n" in shown(chain_events(run, lang="zh"))
+    assert "\n第 1 步：Sum\n" in shown(chain_events(run, lang="zh"))
 
 
 # -- the proxy's reasoning text ---------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_output_with_backticks_cannot_close_its_block_early() -> None:
 def test_a_silent_run_says_so_and_a_zh_chain_gets_zh_headings() -> None:
     run = CodeRun(CODE, "", "ok", None, 0.2)
     streamed, finished = streamed_and_finished(chain_events(run, lang="zh"))
-    assert finished.startswith("**第 1 步:Sum**\n")
+    assert finished.startswith("**第 1 步：Sum**\n")
     assert "```output\n(no output)\n```" in finished
     assert streamed == finished
 

@@ -59,9 +59,9 @@ def test_step_labels_in_both_languages() -> None:
     assert label("en", "verification") == "Verification"
     assert label("zh", "verification") == "验证"
     assert label("en", "untitled_step", index=3) == "Step 3"
-    assert label("zh", "untitled_step", index=3) == "步骤 3"
+    assert label("zh", "untitled_step", index=3) == "第 3 步"
     assert step_heading(2, "Count {the} letters", "en") == "Step 2: Count {the} letters"
-    assert step_heading(2, "数字母", "zh") == "第 2 步:数字母"
+    assert step_heading(2, "数字母", "zh") == "第 2 步：数字母"
     assert step_heading(4, "", "en") == "Step 4: "  # what is written before a title streams in
     with pytest.raises(ValueError, match="fr"):
         label("fr", "verification")

@@ -7,6 +7,7 @@ import json
 import time
 
 from ..events import CodeRun
+from ..labels import step_heading
 from ..text import fenced
 from .conversation import Conversation
 from .record import COMPLETED, ChainRecord
@@ -14,7 +15,6 @@ from .record import COMPLETED, ChainRecord
 _LABELS = {
     "en": {
         "question": "Question",
-        "step": "Step",
         "answer": "Final answer",
         "direct": "Direct answer (no reasoning)",
         "total": "Total thinking time",
@@ -26,12 +26,12 @@ _LABELS = {
         "output": "Output",
         "code_error": "Error",
         "output_cut": "output cut",
+        "colon": ": ",
     },
     "zh": {
         "question": "问题",
-        "step": "步骤",
         "answer": "最终答案",
-        "direct": "直接回答(不推理)",
+        "direct": "直接回答（不推理）",
         "total": "总思考时间",
         "steps": "步",
         "tokens": "个词元",
@@ -41,6 +41,7 @@ _LABELS = {
         "output": "输出",
         "code_error": "出错",
         "output_cut": "输出已截断",
+        "colon": "：",
     },
 }
 
@@ -87,11 +88,12 @@ def code_run_markdown(run: CodeRun, lang: str = "en") -> list[str]:
 def to_markdown(record: ChainRecord, lang: str = "en", *, number: int | None = None) -> str:
     """The chain as a Markdown document: the question, each step, the answer, the times.
     ``number``: its place in a conversation, shown in its heading."""
-    t = _LABELS.get(lang, _LABELS["en"])
+    lang = lang if lang in _LABELS else "en"
+    t = _LABELS[lang]
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at))
     meta = [when, record.model or record.backend, record.mode]
     if record.status != COMPLETED:
-        meta.append(f"{t['status']}: {record.status}")
+        meta.append(f"{t['status']}{t['colon']}{record.status}")
     if record.id:
         meta.append(f"id {record.id}")
     out = [
@@ -102,7 +104,7 @@ def to_markdown(record: ChainRecord, lang: str = "en", *, number: int | None = N
         f"*{' · '.join(m for m in meta if m)}*",
     ]
     for step in record.steps:
-        out += ["", f"## {t['step']} {step.index}: {step.title}", "", step.content.strip()]
+        out += ["", f"## {step_heading(step.index, step.title, lang)}", "", step.content.strip()]
         for run in step.runs:
             out += code_run_markdown(run, lang)
         out.append("")
@@ -112,11 +114,11 @@ def to_markdown(record: ChainRecord, lang: str = "en", *, number: int | None = N
     out += ["", f"## {t['answer']}", ""]
     out.append(record.answer.text.strip() if record.answer else f"*{t['no_answer']}*")
     if record.error is not None:
-        out += ["", f"**{t['error']}:** {record.error}"]
+        out += ["", f"**{t['error']}{t['colon'].strip()}** {record.error}"]
     usage = record.total_usage
     out += [
         "",
-        f"**{t['total']}: {format_seconds(record.thinking_seconds)}** · "
+        f"**{t['total']}{t['colon']}{format_seconds(record.thinking_seconds)}** · "
         f"{len(record.steps)} {t['steps']} · {usage.completion_tokens:,} {t['tokens']}",
     ]
     direct = record.paired
@@ -124,7 +126,7 @@ def to_markdown(record: ChainRecord, lang: str = "en", *, number: int | None = N
         out += ["", f"## {t['direct']}", ""]
         out.append(direct.answer.text.strip() if direct.answer else f"*{t['no_answer']}*")
         if direct.error is not None:
-            out += ["", f"**{t['error']}:** {direct.error}"]
+            out += ["", f"**{t['error']}{t['colon'].strip()}** {direct.error}"]
         out += ["", f"*{format_seconds(direct.thinking_seconds)}*"]
     return "\n".join(out) + "\n"
 
