@@ -414,3 +414,26 @@ def test_a_separate_answer_call_that_copies_the_instructions_is_tried_again():
     assert result.answer.text == "It is 3."
     assert [r.purpose for r in backend.requests] == ["chain", "answer", "answer"]
     assert any(isinstance(e, Retry) and "copied the instructions" in e.reason for e in events)
+
+
+def test_an_answer_thrown_away_alone_in_its_reply_counts_that_replys_prompt_as_wasted():
+    from thinkchain.events import Usage
+
+    bad_answer = "<the result in bold, then one sentence saying why>"
+
+    # After its program ran, the model goes straight to the answer: that reply has no step
+    # to carry its prompt tokens, and the answer that would have carried them is dropped.
+    code_step = '### Step 1: Count\n```python\nprint("strawberry".count("r"))\n```\n'
+    backend, _, result = run(
+        [
+            Reply(code_step, usage=Usage(prompt_tokens=300, completion_tokens=20)),
+            Reply("### Answer\n" + bad_answer, usage=Usage(prompt_tokens=400, completion_tokens=9)),
+            "**3**",
+        ],
+        min_steps=0,
+        tools=["python"],
+    )
+    assert [r.purpose for r in backend.requests] == ["chain", "chain", "answer"]
+    assert result.answer.text == "**3**" and result.steps[0].runs[0].output.strip() == "3"
+    assert result.steps[0].usage.prompt_tokens == 300
+    assert result.wasted_usage.prompt_tokens == 400  # the dropped answer's reply: not lost

@@ -34,7 +34,6 @@ from ..events import (
     AnswerDone,
     AnswerStarted,
     ChainStarted,
-    FinalAnswer,
     Step,
     StepDelta,
     StepDiscarded,
@@ -47,6 +46,7 @@ from ..labels import label
 from ..model_calls import ModelCalls, RetryTarget
 from ..prompts import prompt
 from ..splitter import Piece, StepSplitter
+from .answer_section import AnswerSection
 from .code import CodeSteps, code_block_end
 
 TOKENS_PER_STEP_BUDGET = 3  # the one reply may use max_tokens_per_step × this many tokens
@@ -89,11 +89,7 @@ class SinglePass:
         self.transcript = ""  # raw text of every finished step, as the model wrote it
         self.open: _OpenStep | None = None
         self.splitter = StepSplitter()
-        self.in_answer = False
-        self.answer_parts: list[str] = []
-        self.answer_started = 0.0
-        self.answer_tokens = 0
-        self.answer_ttft: float | None = None
+        self.answer: AnswerSection | None = None  # set once the reply reaches its answer
         self.answer_announced = False
         self.stop_reason: str | None = None
         self.runaway_reason = ""
@@ -121,16 +117,14 @@ class SinglePass:
     def _restart_after_failure(self) -> tuple[RetryTarget, int, GenerationRequest]:
         """A transport failure cut the stream: keep finished steps, continue after them."""
         index = self.open.index if self.open else 0
-        target: RetryTarget = "answer" if self.in_answer else "step"
+        target: RetryTarget = "answer" if self.answer is not None else "step"
         self._drop_open()
         self._reset_stream_state()
         return target, index, self._request()
 
     def _reset_stream_state(self) -> None:
         self.splitter = StepSplitter()
-        self.in_answer = False
-        self.answer_parts = []
-        self.answer_tokens = 0
+        self.answer = None
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -189,13 +183,12 @@ class SinglePass:
                 result.hit_step_limit = self.stop_reason == "step_limit"
                 break
             self._close_open()
-            if self.in_answer and "".join(self.answer_parts).strip():
-                produced_steps = first_step < len(result.steps)
-                if not self._answer_copies_instructions():
-                    self._finish_answer(completion_usage, with_prompt=not produced_steps)
+            if self.answer is not None and self.answer.text.strip():
+                if not self._answer_copies_instructions(self.answer):
+                    final = self.answer.final()
+                    result.answer = final
+                    calls.emit(AnswerDone(final))
                     return
-                if not produced_steps:
-                    calls.waste(completion_usage.prompt_part())
             break
         # No usable answer in the reply: ask for it, with the steps as the assistant's turn.
         messages = list(self.base)
@@ -203,11 +196,10 @@ class SinglePass:
             messages.append({"role": "assistant", "content": self.transcript.rstrip()})
         await calls.answer(messages, self.lang, announce=not self.answer_announced)
 
-    def _answer_copies_instructions(self) -> bool:
+    def _answer_copies_instructions(self, answer: AnswerSection) -> bool:
         """An answer section that copies the layout is dropped (with a notice) and the
         answer asked for on its own, like an answer that degenerated."""
-        text = "".join(self.answer_parts)
-        if not copies_instructions(text, [str(self.base[0]["content"])]):
+        if not copies_instructions(answer.text, [str(self.base[0]["content"])]):
             return False
         self.runaway_reason = COPIED_INSTRUCTIONS
         self._record_runaway(COPIED_INSTRUCTIONS)
@@ -241,10 +233,8 @@ class SinglePass:
             self.stop_reason = end.reason
             return True
         # Token accounting: each chunk is one token for llama.cpp and about one for servers.
-        if self.in_answer:
-            self.answer_tokens += 1
-            if self.answer_ttft is None:
-                self.answer_ttft = perf_counter() - self.answer_started
+        if self.answer is not None:
+            self.answer.count_token()
         elif self.open is not None:
             self.open.tokens += 1
             limit = self.settings.max_tokens_per_step
@@ -283,19 +273,19 @@ class SinglePass:
             self._close_open()
             if len(calls.result.steps) < self.settings.min_steps:
                 raise EndStream("too_early")
-            self.in_answer = True
-            self.answer_started = perf_counter()
+            self.answer = AnswerSection()
             if not self.answer_announced:
                 self.answer_announced = True
                 calls.emit(AnswerStarted())
         elif piece.kind == "answer":
-            self.answer_parts.append(piece.text)
+            assert self.answer is not None
+            self.answer.parts.append(piece.text)
             calls.emit(AnswerDelta(piece.text))
 
     def _record_runaway(self, reason: str, fallback: str = "") -> None:
         """Counts a runaway and keeps the text that ran away: the open step's, or the answer's."""
-        if self.in_answer:
-            index, text = 0, "".join(self.answer_parts)
+        if self.answer is not None:
+            index, text = 0, self.answer.text
         elif self.open is not None:
             index, text = self.open.index, "".join(self.open.content)
         else:
@@ -306,11 +296,11 @@ class SinglePass:
         """Drops what ran away (the open step, or the answer being written); True to try the
         reasoning again after the finished steps, False to go and ask for the answer."""
         calls = self.calls
-        if self.in_answer:
+        if self.answer is not None:
             # The steps are fine; only the answer degenerated: ask for it on its own.
-            calls.waste_tokens(self.answer_tokens)
+            calls.waste(self.answer.spent())
             calls.retry("answer", 0, 1, self.runaway_reason)
-            self.in_answer = False
+            self.answer = None
             return False
         index = self.open.index if self.open else len(calls.result.steps) + 1
         self._drop_open()
@@ -375,34 +365,19 @@ class SinglePass:
 
     def _account_prompt(self, usage: Usage, first_step: int) -> None:
         """The call's prompt tokens go to the first step it produced, else to the answer it
-        produced (see _finish_answer); a call that produced neither spent them for nothing."""
+        produced; a call that produced neither spent them for nothing."""
         if not usage.prompt_tokens:
-            return
-        if first_step >= len(self.calls.result.steps) and self.in_answer:
             return
         prompt_part = usage.prompt_part()
         steps = self.calls.result.steps
-        if first_step < len(steps):
+        if first_step >= len(steps) and self.answer is not None:
+            self.answer.prompt = prompt_part  # wasted with the answer if it is thrown away
+        elif first_step < len(steps):
             steps[first_step] = replace(
                 steps[first_step], usage=steps[first_step].usage + prompt_part
             )
         else:
             self.calls.waste(prompt_part)
-
-    def _finish_answer(self, usage: Usage, *, with_prompt: bool) -> None:
-        calls = self.calls
-        text = "".join(self.answer_parts).strip()
-        answer_usage = Usage(completion_tokens=self.answer_tokens)
-        if with_prompt:
-            answer_usage = answer_usage + usage.prompt_part()
-        answer = FinalAnswer(
-            text=text,
-            seconds=perf_counter() - self.answer_started,
-            ttft=self.answer_ttft,
-            usage=answer_usage,
-        )
-        calls.result.answer = answer
-        calls.emit(AnswerDone(answer))
 
 
 async def run_single_pass(calls: ModelCalls, question: str, lang: str) -> None:
