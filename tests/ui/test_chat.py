@@ -128,6 +128,98 @@ def test_a_new_conversation_starts_with_nothing_before_it(open_page, history_pat
         assert [c.question for c in store.conversations()] == [SECOND, FIRST]
 
 
+class HeldChain:
+    """The real chain, held before it starts until the test lets it go (as while a model
+    server wakes up): the history has not recorded anything of it yet."""
+
+    real = chain_module.Chain
+    release = threading.Event()
+
+    def __init__(self, backend: object, settings: ChainSettings, **overrides: object) -> None:
+        self.chain = HeldChain.real(backend, settings, **overrides)
+        self.settings = self.chain.settings
+
+    def stream(self, question: str, **kwargs: object) -> Iterator[ev.ChainEvent]:
+        cancel = kwargs.get("cancel")
+        while not HeldChain.release.wait(0.05) and not getattr(cancel, "cancelled", False):
+            pass
+        yield from self.chain.stream(question, **kwargs)
+
+
+def history_entries(page) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    """The sidebar's conversations as listed: label, button type (primary: the one on the
+    page) and status icon."""
+    return [
+        (b.label, b.proto.type, b.proto.icon)
+        for b in page.at.sidebar.button
+        if b.key.startswith("tc.history.")
+    ]
+
+
+def recorded(path) -> list[str]:  # type: ignore[no-untyped-def]
+    with HistoryStore(path) as store:
+        return [c.question for c in store.conversations()]
+
+
+def test_a_new_conversation_is_listed_as_soon_as_its_first_question_is_asked(
+    open_page, history_path, monkeypatch
+):
+    monkeypatch.setattr(chain_module, "Chain", HeldChain)
+    HeldChain.release.set()
+    page = open_page(answering_backend()).ask(SECOND).wait_until_done()
+    page.button("New conversation").click()
+    page.at.run()
+    assert history_entries(page) == [(SECOND, "secondary", ":material/check_circle:")]
+
+    HeldChain.release.clear()
+    page.ask(FIRST)
+    assert recorded(history_path) == [SECOND]  # the history has nothing of it yet
+    running = (FIRST, "primary", ":material/hourglass_top:")
+    assert history_entries(page) == [running, (SECOND, "secondary", ":material/check_circle:")]
+
+    HeldChain.release.set()  # once the history has it, it is listed once
+    page.wait_for(lambda p: recorded(history_path) == [FIRST, SECOND])
+    assert [label for label, *_ in history_entries(page)] == [FIRST, SECOND]
+    page.wait_until_done()
+    assert history_entries(page)[0] == (FIRST, "primary", ":material/check_circle:")
+
+    HeldChain.release.clear()  # a follow-up is no new conversation
+    page.ask(THIRD)
+    assert [label for label, *_ in history_entries(page)] == [FIRST, SECOND]
+    HeldChain.release.set()
+    page.wait_until_done()
+    assert history_entries(page) == [
+        (f"{FIRST} · 2", "primary", ":material/check_circle:"),
+        (SECOND, "secondary", ":material/check_circle:"),
+    ]
+
+
+def test_another_conversation_opens_while_a_new_one_is_listed_and_running(
+    open_page, history_path, monkeypatch
+):
+    monkeypatch.setattr(chain_module, "Chain", HeldChain)
+    HeldChain.release.set()
+    page = open_page(answering_backend()).ask(SECOND).wait_until_done()
+    page.button("New conversation").click()
+    page.at.run()
+    HeldChain.release.clear()
+    page.ask(FIRST)
+    [entry] = [b for b in page.at.sidebar.button if b.label == SECOND]
+
+    entry.click()  # the running chain is stopped, the other conversation opens
+    page.at.run()
+    page.check()
+    assert not page.chat().running and SECOND in page.texts() and FIRST not in page.texts()
+    assert recorded(history_path) == [FIRST, SECOND]  # kept as the stop left it
+    assert [entry[:2] for entry in history_entries(page)] == [
+        (FIRST, "secondary"),
+        (SECOND, "primary"),
+    ]
+    page.button("New conversation").click()
+    page.at.run()
+    assert page.messages() == [] and [t for _, t, _ in history_entries(page)] == ["secondary"] * 2
+
+
 def _downgrade_to_first_schema(path) -> None:  # type: ignore[no-untyped-def]
     """The file as thinkchain wrote it before conversations: no conversation column, version 1."""
     with sqlite3.connect(path) as conn:

@@ -52,8 +52,8 @@ def main() -> None:
     chat = _chat()
     if sidebar.OPEN_KEY in st.session_state:
         chat = _switch(str(st.session_state.pop(sidebar.OPEN_KEY)), t)
-    conversations, history_problem = _history_list()
-    sidebar.history(t, conversations, history_problem)
+    conversations, history_problem = _history_list(chat)
+    sidebar.history(t, conversations, history_problem, current=chat.id)
 
     st.title(t("title"))
     if chat.empty:
@@ -264,12 +264,19 @@ def _history_path() -> str:
     return str(default_path())
 
 
-def _history_list() -> tuple[list[Conversation] | None, str | None]:
+def _history_list(chat: Chat) -> tuple[list[Conversation] | None, str | None]:
+    """The conversations to list, the newest first: a new one is listed as soon as its first
+    question is asked, though the history may not have recorded it yet (the page is not
+    redrawn until the chain ends, only the running turn is)."""
     try:
         with HistoryStore(_history_path()) as store:
-            return store.conversations(limit=30), None
+            conversations = store.conversations(limit=30)
     except HistoryError as err:
         return None, str(err)
+    pending = chat.pending()
+    if pending is not None and all(c.id != pending.id for c in conversations):
+        conversations.insert(0, pending)
+    return conversations, None
 
 
 if __name__ == "__main__":

@@ -49,6 +49,24 @@ class Chat:
         last = self.last()
         return Conversation(self.id, [*self.turns, *([last] if last is not None else [])])
 
+    def pending(self) -> Conversation | None:
+        """The conversation as the history list shows it while its first question runs, before
+        the history may have recorded it; None for any other turn (the history lists those)."""
+        run = self.run
+        if run is None or self.turns or not self.id or not self.running:
+            return None
+        turn = ChainRecord(
+            id=run.chain_id or self.id,
+            created_at=run.created_at,
+            question=run.question,
+            status="running",
+            model=run.snapshot().model,
+            backend=run.backend,
+            source="ui",
+            conversation=self.id,
+        )
+        return Conversation(self.id, [turn])
+
     def context(self) -> list[dict[str, str]]:
         """What the next question is asked after: the earlier questions and their answers."""
         return self.conversation().context()

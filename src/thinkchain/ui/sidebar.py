@@ -168,8 +168,15 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
     return PageSettings(choice, chain, None, str(strategy), k, compare)
 
 
-def history(t: Translate, conversations: list[Conversation] | None, problem: str | None) -> None:
-    """A new conversation, and the past ones (the newest first), each by its first question."""
+def history(
+    t: Translate,
+    conversations: list[Conversation] | None,
+    problem: str | None,
+    *,
+    current: str = "",
+) -> None:
+    """A new conversation, and the past ones (the newest first), each by its first question;
+    ``current``: the id of the one on the page, which stands out."""
     side = st.sidebar
     side.header(t("history"))
     side.button(
@@ -205,6 +212,7 @@ def history(t: Translate, conversations: list[Conversation] | None, problem: str
             help=safe_label(" · ".join(part for part in about if part)),
             on_click=_open,
             args=(conversation.id,),
+            type="primary" if current and conversation.id == current else "secondary",
             width="stretch",
         )
 
