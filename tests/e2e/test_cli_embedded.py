@@ -54,7 +54,7 @@ def test_ask_json_document_has_every_step_answer_time_and_usage(small_model_path
 def test_answer_goes_to_stdout_steps_to_stderr(small_model_path):
     proc = thinkchain("ask", "--model-path", str(small_model_path), *SHORT, QUESTION)
     assert proc.returncode == 0, proc.stderr
-    assert "Step 1:" in proc.stderr and "Total thinking time" in proc.stderr
+    assert "Step 1:" in proc.stderr and "Total time" in proc.stderr
     assert "Step 1:" not in proc.stdout and proc.stdout.strip()
     # stdout holds the final answer only, exactly as the stderr view printed nothing of it.
     assert "⏱" not in proc.stdout

@@ -34,7 +34,7 @@ def test_the_page_reasons_on_the_embedded_model(small_model_path, tmp_path, monk
     steps = [m.value for m in at.main.markdown if m.value.startswith("**Step ")]
     assert 1 <= len(steps) <= 2
     assert [s.label.startswith("Thought for ") for s in at.main.status] == [True]
-    assert any(c.value.startswith("Total thinking time: ") for c in at.main.caption)
+    assert any(c.value.startswith("Total time: ") for c in at.main.caption)
     with HistoryStore(tmp_path / "history.sqlite3") as store:
         [record] = store.list()
     assert record.status == "completed" and record.model.startswith("qwen2.5-coder-0.5b")

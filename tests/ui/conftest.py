@@ -108,7 +108,7 @@ class Page:
 
     def answers_shown(self) -> int:
         """How many answers have ended: each ends with its total thinking time."""
-        return sum(1 for c in self.captions() if c.startswith("Total thinking time: "))
+        return sum(1 for c in self.captions() if c.startswith("Total time: "))
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def send(page: Any, question: str) -> None:
     box.press("Enter")
 
 
-def wait_answered(page: Any, answers: int, total: str = "Total thinking time") -> None:
+def wait_answered(page: Any, answers: int, total: str = "Total time") -> None:
     """Wait for ``answers`` answers, and for the page to settle after the last one: its script
     has stopped running and left no element of the live view behind."""
     page.wait_for_function(
@@ -194,10 +194,10 @@ def test_a_chinese_conversation_with_a_follow_up(
         chat_box(page).get_attribute("placeholder") == "例如：strawberry 这个单词里有几个字母 r？"
     )
     send(page, "strawberry 这个单词里有几个字母 r?")
-    wait_answered(page, 1, "总思考时间")
+    wait_answered(page, 1, "总用时")
     assert chat_box(page).get_attribute("placeholder") == "继续提问"
     send(page, "那 raspberry 里呢?")
-    wait_answered(page, 2, "总思考时间")
+    wait_answered(page, 2, "总用时")
     open_thought(page, "思考了")
     page.get_by_text("第 1 步：Restating the question").last.wait_for(timeout=5_000)
     page.screenshot(path=str(artifacts / "browser-chinese-conversation.png"))

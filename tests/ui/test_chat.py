@@ -169,19 +169,19 @@ def test_a_new_conversation_is_listed_as_soon_as_its_first_question_is_asked(
     page = open_page(answering_backend()).ask(SECOND).wait_until_done()
     page.button("New conversation").click()
     page.at.run()
-    assert history_entries(page) == [(SECOND, "secondary", ":material/check_circle:")]
+    assert history_entries(page) == [(SECOND, "tertiary", ":material/check_circle:")]
 
     HeldChain.release.clear()
     page.ask(FIRST)
     assert recorded(history_path) == [SECOND]  # the history has nothing of it yet
-    running = (FIRST, "primary", ":material/hourglass_top:")
-    assert history_entries(page) == [running, (SECOND, "secondary", ":material/check_circle:")]
+    running = (FIRST, "secondary", ":material/hourglass_top:")
+    assert history_entries(page) == [running, (SECOND, "tertiary", ":material/check_circle:")]
 
     HeldChain.release.set()  # once the history has it, it is listed once
     page.wait_for(lambda p: recorded(history_path) == [FIRST, SECOND])
     assert [label for label, *_ in history_entries(page)] == [FIRST, SECOND]
     page.wait_until_done()
-    assert history_entries(page)[0] == (FIRST, "primary", ":material/check_circle:")
+    assert history_entries(page)[0] == (FIRST, "secondary", ":material/check_circle:")
 
     HeldChain.release.clear()  # a follow-up is no new conversation
     page.ask(THIRD)
@@ -189,8 +189,8 @@ def test_a_new_conversation_is_listed_as_soon_as_its_first_question_is_asked(
     HeldChain.release.set()
     page.wait_until_done()
     assert history_entries(page) == [
-        (f"{FIRST} · 2", "primary", ":material/check_circle:"),
-        (SECOND, "secondary", ":material/check_circle:"),
+        (f"{FIRST} · 2", "secondary", ":material/check_circle:"),
+        (SECOND, "tertiary", ":material/check_circle:"),
     ]
 
 
@@ -212,12 +212,12 @@ def test_another_conversation_opens_while_a_new_one_is_listed_and_running(
     assert not page.chat().running and SECOND in page.texts() and FIRST not in page.texts()
     assert recorded(history_path) == [FIRST, SECOND]  # kept as the stop left it
     assert [entry[:2] for entry in history_entries(page)] == [
-        (FIRST, "secondary"),
-        (SECOND, "primary"),
+        (FIRST, "tertiary"),
+        (SECOND, "secondary"),
     ]
     page.button("New conversation").click()
     page.at.run()
-    assert page.messages() == [] and [t for _, t, _ in history_entries(page)] == ["secondary"] * 2
+    assert page.messages() == [] and [t for _, t, _ in history_entries(page)] == ["tertiary"] * 2
 
 
 def _downgrade_to_first_schema(path) -> None:  # type: ignore[no-untyped-def]

@@ -254,7 +254,7 @@ def test_the_page_speaks_chinese(open_page, history_path):
         "第 3 步：Counting and checking",
     ]
     assert page.thoughts()[0].startswith("思考了 ") and page.thoughts()[0].endswith(" · 共 3 步")
-    assert any(c.startswith("总思考时间：") for c in page.captions())
+    assert any(c.startswith("总用时：") for c in page.captions())
     assert page.at.chat_input(key="tc.question").placeholder == "继续提问"
 
 

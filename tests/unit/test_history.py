@@ -208,7 +208,7 @@ def test_exports_hold_the_whole_chain(tmp_path):
     positions = [md.index(f"## Step {i}: ") for i in (1, 2, 3)]
     assert positions == sorted(positions)
     assert "## Final answer\n\nThere are **3** letters r" in md
-    assert "**Total thinking time: " in md
+    assert "**Total time: " in md
     zh = to_markdown(saved, "zh")
     assert "## 最终答案" in zh
-    assert "\n## 第 1 步：" in zh and "**总思考时间：" in zh  # the page's headings and colons
+    assert "\n## 第 1 步：" in zh and "**总用时：" in zh  # the page's headings and colons

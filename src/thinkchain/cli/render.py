@@ -158,7 +158,7 @@ class TerminalView:
             return
         usage = result.usage
         self._raw(
-            f"\nTotal thinking time {format_seconds(result.seconds)} · {len(result.steps)} steps · "
+            f"\nTotal time {format_seconds(result.seconds)} · {len(result.steps)} steps · "
             f"{usage.completion_tokens:,} generated / {usage.prompt_tokens:,} prompt tokens\n",
             "bold",
         )

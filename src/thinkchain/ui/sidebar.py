@@ -212,7 +212,7 @@ def history(
             help=safe_label(" · ".join(part for part in about if part)),
             on_click=_open,
             args=(conversation.id,),
-            type="primary" if current and conversation.id == current else "secondary",
+            type="secondary" if current and conversation.id == current else "tertiary",
             width="stretch",
         )
 

@@ -52,7 +52,7 @@ EN: dict[str, str] = {
     "notice_retry_answer": "Final answer: attempt {attempt} was discarded ({reason}).",
     "notice_discarded": "Step {index} was cut: {reason}",
     # results
-    "total_time": "Total thinking time: {seconds}",
+    "total_time": "Total time: {seconds}",
     "totals": "{steps} steps · {tokens} generated tokens · {model}",
     "totals_one": "1 step · {tokens} generated tokens · {model}",
     "retries": "{count} discarded attempts",
@@ -169,7 +169,7 @@ ZH: dict[str, str] = {
     "notice_retry": "第 {index} 步：第 {attempt} 次尝试被丢弃（{reason}）。",
     "notice_retry_answer": "最终答案：第 {attempt} 次尝试被丢弃（{reason}）。",
     "notice_discarded": "第 {index} 步被截去：{reason}",
-    "total_time": "总思考时间：{seconds}",
+    "total_time": "总用时：{seconds}",
     "totals": "共 {steps} 步 · 生成 {tokens} 个词元 · {model}",
     "totals_one": "共 1 步 · 生成 {tokens} 个词元 · {model}",
     "retries": "丢弃了 {count} 次尝试",
