@@ -147,8 +147,8 @@ class HeldChain:
 
 
 def history_entries(page) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
-    """The sidebar's conversations as listed: label, button type (primary: the one on the
-    page) and status icon."""
+    """The sidebar's conversations as listed: label, button type (secondary, bordered: the one
+    on the page; tertiary, plain: the others) and status icon."""
     return [
         (b.label, b.proto.type, b.proto.icon)
         for b in page.at.sidebar.button
@@ -161,18 +161,23 @@ def recorded(path) -> list[str]:  # type: ignore[no-untyped-def]
         return [c.question for c in store.conversations()]
 
 
-def test_a_new_conversation_is_listed_as_soon_as_its_first_question_is_asked(
-    open_page, history_path, monkeypatch
-):
+def ask_first_of_a_new_conversation_held(open_page, monkeypatch):  # type: ignore[no-untyped-def]
+    """A finished conversation (SECOND) in the history, then a new one whose first question
+    (FIRST) is asked and held before its chain writes anything."""
     monkeypatch.setattr(chain_module, "Chain", HeldChain)
     HeldChain.release.set()
     page = open_page(answering_backend()).ask(SECOND).wait_until_done()
     page.button("New conversation").click()
     page.at.run()
     assert history_entries(page) == [(SECOND, "tertiary", ":material/check_circle:")]
-
     HeldChain.release.clear()
-    page.ask(FIRST)
+    return page.ask(FIRST)
+
+
+def test_a_new_conversation_is_listed_as_soon_as_its_first_question_is_asked(
+    open_page, history_path, monkeypatch
+):
+    page = ask_first_of_a_new_conversation_held(open_page, monkeypatch)
     assert recorded(history_path) == [SECOND]  # the history has nothing of it yet
     running = (FIRST, "secondary", ":material/hourglass_top:")
     assert history_entries(page) == [running, (SECOND, "tertiary", ":material/check_circle:")]
@@ -197,13 +202,7 @@ def test_a_new_conversation_is_listed_as_soon_as_its_first_question_is_asked(
 def test_another_conversation_opens_while_a_new_one_is_listed_and_running(
     open_page, history_path, monkeypatch
 ):
-    monkeypatch.setattr(chain_module, "Chain", HeldChain)
-    HeldChain.release.set()
-    page = open_page(answering_backend()).ask(SECOND).wait_until_done()
-    page.button("New conversation").click()
-    page.at.run()
-    HeldChain.release.clear()
-    page.ask(FIRST)
+    page = ask_first_of_a_new_conversation_held(open_page, monkeypatch)
     [entry] = [b for b in page.at.sidebar.button if b.label == SECOND]
 
     entry.click()  # the running chain is stopped, the other conversation opens
