@@ -31,6 +31,37 @@ def label(lang: str, name: LabelName, **values: object) -> str:
     return text.format(**values) if values else text
 
 
+# What stopped a failed code run, in words; "error" needs none beside the traceback.
+_CODE_FAILURES: dict[str, dict[str, str]] = {
+    "en": {
+        "timeout": "time limit",
+        "memory": "memory limit",
+        "output_limit": "output limit",
+        "killed": "killed",
+        "sandbox_error": "sandbox unavailable",
+    },
+    "zh": {
+        "timeout": "超时",
+        "memory": "内存超限",
+        "output_limit": "输出超限",
+        "killed": "被终止",
+        "sandbox_error": "沙箱无法运行",
+    },
+}
+_BRACKETS = {"en": (" (", ")"), "zh": ("（", "）")}
+
+
+def code_failure_detail(status: str, lang: str) -> str:
+    """What goes after "Error" for a code run that ended with ``status``: " (time limit)",
+    "（超时）", or nothing for a plain exception. An unknown status is shown as it is."""
+    if status in ("ok", "error"):
+        return ""
+    lang = lang if lang in LANGS else "en"
+    words = _CODE_FAILURES[lang].get(status, status)
+    opening, closing = _BRACKETS[lang]
+    return f"{opening}{words}{closing}"
+
+
 def step_heading(index: int, title: str, lang: str) -> str:
     """The heading "Step 3: Title" in ``lang``; with an empty title, what goes before one."""
     return label(lang, "step_heading", index=index, title=title)

@@ -18,6 +18,7 @@ from thinkchain.history import (
     conversation_markdown,
     to_markdown,
 )
+from thinkchain.history.export import code_run_markdown
 
 FIRST = "How many letters r are in the word strawberry?"
 SECOND = "And in raspberry?"
@@ -172,3 +173,14 @@ def test_exports_hold_every_turn_and_the_code_output_under_its_step(tmp_path):
     # A conversation of one question exports as that chain always did.
     single = Conversation(first.chain_id, conversation.turns[:1])
     assert conversation_markdown(single, "zh") == to_markdown(conversation.turns[0], "zh")
+
+
+def test_an_exported_run_stopped_by_a_limit_names_the_limit_in_the_export_language():
+    stopped = CodeRun("while True: pass", "", "timeout", "stopped after 5 s", 5.0, False)
+    english = "\n".join(code_run_markdown(stopped, "en"))
+    chinese = "\n".join(code_run_markdown(stopped, "zh"))
+    assert "*Error (time limit) · 5.00 s*" in english
+    assert "*出错（超时） · 5.00 s*" in chinese and "timeout" not in chinese
+    assert "```text\nstopped after 5 s\n```" in chinese
+    plain = CodeRun("1 / 0", "", "error", "ZeroDivisionError: division by zero", 0.01, False)
+    assert "*出错 · 0.01 s*" in "\n".join(code_run_markdown(plain, "zh"))

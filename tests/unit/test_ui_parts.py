@@ -61,3 +61,20 @@ def test_a_discarded_attempt_disappears_from_the_step_being_written():
     assert view.current is not None
     assert (view.current.title, view.current.content) == ("Good", "")
     assert [n.reason for n in view.notices] == ["not JSON"]
+
+
+def test_a_failed_code_run_names_its_limit_in_the_page_language():
+    from thinkchain.ui.texts import FAILURES, translator
+
+    assert set(FAILURES) == {"timeout", "memory", "output_limit", "killed", "sandbox_error"}
+    en, zh = translator("en"), translator("zh")
+    for status in FAILURES:
+        english = en("code_failed", detail=en(f"code_failure_{status}"), seconds="5.00 s")
+        chinese = zh("code_failed", detail=zh(f"code_failure_{status}"), seconds="5.00 s")
+        assert re.fullmatch(r"Error \([a-z ]+\) · 5\.00 s", english), english
+        assert "_" not in english, english  # words, not the status code
+        assert re.fullmatch(r"出错（[\u4e00-\u9fff]+） · 5\.00 s", chinese), chinese
+    assert en("code_failed", detail=en("code_failure_timeout"), seconds="5 s") == (
+        "Error (time limit) · 5 s"
+    )
+    assert zh("code_failure_memory") == "（内存超限）"

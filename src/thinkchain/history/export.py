@@ -7,7 +7,7 @@ import json
 import time
 
 from ..events import CodeRun
-from ..labels import step_heading
+from ..labels import code_failure_detail, step_heading
 from ..text import fenced
 from .conversation import Conversation
 from .record import COMPLETED, ChainRecord
@@ -72,8 +72,8 @@ def code_run_markdown(run: CodeRun, lang: str = "en") -> list[str]:
     """A step's code run as it follows the step: status and time, the output, the error."""
     t = _LABELS.get(lang, _LABELS["en"])
     head = t["output"] if run.ok else t["code_error"]
-    if not run.ok and run.status != "error":
-        head += f" ({run.status})"
+    if not run.ok:
+        head += code_failure_detail(run.status, lang)
     head += f" · {format_seconds(run.seconds)}"
     if run.truncated:
         head += f" · {t['output_cut']}"

@@ -96,8 +96,8 @@ def code_run(run: CodeRun, t: Translate) -> None:
     if has_output:
         st.markdown(safe_markdown(fenced(run.output, "text")))
     if not run.ok:
-        # "error" says nothing the red box does not; a limit that stopped it ("timeout") does.
-        detail = "" if run.status == "error" else f" ({safe_label(run.status)})"
+        # "error" says nothing the red box does not; a limit that stopped it ("time limit") does.
+        detail = "" if run.status == "error" else t(f"code_failure_{run.status}")
         head = t("code_failed", detail=detail, seconds=seconds)
         st.error(head + "\n\n" + safe_markdown(fenced(run.error or run.status, "text")))
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..labels import label
+from ..labels import code_failure_detail, label
+from ..sandbox.result import STATUSES
+
+# The ends of a code run named beside "Error": a plain exception needs no name (its traceback
+# says it), and a run that went well is not an error.
+FAILURES = tuple(status for status in STATUSES if status not in ("ok", "error"))
 
 LANGUAGES = {"en": "English", "zh": "中文"}
 
@@ -38,6 +43,8 @@ EN: dict[str, str] = {
     # The same headings as the CLI's and the proxy's (labels.py), so they read alike.
     "step_heading": label("en", "step_heading"),
     "step_untitled": label("en", "untitled_step"),
+    # " (time limit)" after "Error" for each limit or failure that can stop a code run.
+    **{f"code_failure_{status}": code_failure_detail(status, "en") for status in FAILURES},
     "step_writing": "writing…",
     "step_meta": "{seconds} · {tokens} tokens",
     "step_attempts": "{attempts} attempts",
@@ -156,6 +163,7 @@ ZH: dict[str, str] = {
     "status_direct": "正在直接回答 · {elapsed}",
     "step_heading": label("zh", "step_heading"),
     "step_untitled": label("zh", "untitled_step"),
+    **{f"code_failure_{status}": code_failure_detail(status, "zh") for status in FAILURES},
     "step_writing": "正在书写…",
     "step_meta": "{seconds} · {tokens} 个词元",
     "step_attempts": "尝试了 {attempts} 次",
