@@ -75,8 +75,13 @@ def reply(request: GenerationRequest) -> ScriptItem:
         text = "6 * 7 = 42.\n\nAnswer: 42\n"
     elif request.purpose == "direct":
         text = "42\n"
-    else:  # the verification agrees, so the answer stands
+    elif not code:  # the verification agrees, so the answer stands
         text = "Solving again: 7 * 6 = 42.\nAnswer: 42\n\n"
+    elif not any(m["role"] == "assistant" for m in request.messages):
+        # With code steps the check computes too (and, against the prompt, goes on past it).
+        text = "Solving again with a program.\n```python\nprint(7 * 6)\n```\nIt prints 41.\n"
+    else:
+        text = "\nThe program printed 42 again.\nAnswer: 42\n\n"
     return Reply(text, chunk_size=3)
 
 
@@ -137,3 +142,8 @@ def test_the_stream_joins_up_to_the_reply_not_streamed(
         assert ("```output\n42\n```" in reasoning) == tools
     if verify:
         assert f"**Step {len(trace['steps'])}: " in reasoning and "Solving again" in reasoning
+        check = reasoning[reasoning.index("Solving again") :]
+        if tools:  # the check's program ran: its output, then what the model said after it
+            assert check.index("print(7 * 6)") < check.index("```output\n42\n```")
+            assert check.index("```output\n42\n```") < check.index("printed 42 again")
+            assert "41" not in check

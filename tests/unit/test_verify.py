@@ -111,3 +111,85 @@ def test_a_check_that_degenerates_is_cut_counted_and_the_answer_stands():
     assert result.degenerate_outputs == 1
     assert result.cuts[0].text.startswith("Let me check again.")
     assert result.wasted_usage.completion_tokens > 0
+
+
+# With code steps on, the check computes with a program as the chain did: a check that counted
+# in its head would overturn the answers the chain's programs got right.
+STRAWBERRY = "How many letters r are in the word strawberry?"
+COUNT_CHECK = (
+    "Counting again with a program.\n"
+    '```python\nprint("strawberry".count("r"))\n```\n'
+    "Output: 2\nAnswer: 2"  # what the model imagines after its block is never used
+)
+
+
+def run_with_code(check_replies, answer="**3**", **settings):
+    backend = ScriptedBackend([*STEPS, answer, *check_replies])
+    chain = Chain(
+        backend,
+        ChainSettings(
+            mode="iterative",
+            verify=True,
+            tools=("python",),
+            min_steps=0,
+            retry_base_delay=0,
+            **settings,
+        ),
+    )
+    events = list(chain.stream(STRAWBERRY))
+    return backend, events, events[-1].result
+
+
+def test_with_code_steps_the_check_runs_its_program_and_goes_on_from_the_real_output():
+    backend, events, result = run_with_code([COUNT_CHECK, "The program printed 3.\nAnswer: 3"])
+    assert result.ok and not result.revised and result.answer.text == "**3**"
+    check = result.steps[-1]
+    assert check.notes == ("verification",)
+    assert [run.output.strip() for run in check.runs] == ["3"] and check.runs[0].ok
+    # The step holds the block, then what the model said after the output; not the imagined
+    # output it wrote past the block.
+    assert check.content.index("```python") < check.content.index("The program printed 3.")
+    assert "Output: 2" not in check.content and "Answer: 2" not in check.content
+    # The model was offered code, and its second reply saw the real output and was asked to
+    # finish with an answer line.
+    first, second = backend.requests[-2:]
+    assert first.messages[0]["content"] == (
+        prompt("en", "verify_system") + "\n\n" + prompt("en", "code_tools")
+    )
+    assert second.messages[-2]["role"] == "assistant"
+    assert second.messages[-2]["content"].rstrip().endswith("```")
+    assert "3" in second.messages[-1]["content"]
+    assert second.messages[-1]["content"].endswith(prompt("en", "verify_continue"))
+    # Consumers saw the run under the verification step, before that step was done.
+    kinds = [(type(e).__name__, getattr(e, "index", None)) for e in events]
+    check_index = check.index
+    assert kinds.index(("CodeStarted", check_index)) < kinds.index(("CodeDone", check_index))
+    done = [e for e in events if isinstance(e, StepDone) and e.step.index == check_index]
+    assert len(done) == 1 and done[0].step.runs == check.runs
+    assert check.usage.completion_tokens > 0 and check.usage.prompt_tokens > 0
+    assert check.seconds >= check.runs[0].seconds
+
+
+def test_a_program_in_the_check_can_revise_a_wrong_answer():
+    _, _, result = run_with_code([COUNT_CHECK, "So there are 3.\nAnswer: 3"], answer="**2**")
+    assert result.revised and result.answer.text == "3"
+    assert result.answer_before_check.text == "**2**"
+
+
+def test_a_check_keeps_writing_programs_only_up_to_the_chains_limit():
+    again = 'Once more.\n```python\nprint("strawberry".count("r"))\n```\n'
+    backend, _, result = run_with_code([again] * 5, max_code_runs=2)
+    check = result.steps[-1]
+    assert len(check.runs) == 2  # the third block is not run; the model is told the limit
+    spent = prompt("en", "code_spent").format(limit=2)
+    assert backend.requests[-1].messages[-1]["content"].startswith(spent)
+    assert len(backend.requests) == len(STEPS) + 1 + 4  # steps, answer, four check replies
+    assert result.ok and result.answer.text == "**3**"  # no answer line: the answer stands
+
+
+def test_without_code_steps_a_block_in_the_check_is_text():
+    backend, events, result = run(COUNT_CHECK)
+    assert backend.requests[-1].messages[0]["content"] == prompt("en", "verify_system")
+    assert not result.steps[-1].runs
+    assert not any(type(e).__name__ in ("CodeStarted", "CodeDone") for e in events)
+    assert "Answer: 2" in result.steps[-1].content

@@ -7,6 +7,7 @@ answer stands as it was and the check is dropped.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from time import perf_counter
 
 from ..answers import extract_answer, last_boxed, same_answer
@@ -21,11 +22,13 @@ from ..events import (
     StepDiscarded,
     StepDone,
     StepStarted,
+    Usage,
 )
 from ..guards import Degenerated
 from ..labels import label
 from ..model_calls import ChainStop, ModelCalls
 from ..prompts import prompt
+from .code import CodeSteps, code_block_end
 
 ANSWER_LINE = re.compile(
     r"^\s*(?:\*\*)?\s*(?:final\s+answer|answer|最终答案|答案)\s*(?:\*\*)?\s*[:：]\s*(.+)$",
@@ -53,8 +56,14 @@ async def verify(calls: ModelCalls) -> None:
     calls.emit(StepStarted(index))
     calls.emit(StepDelta(index, "title", title))
     started = perf_counter()
+    # With code steps on, the check may compute with a program too: a check that had to count
+    # or add in its head would overturn the answers the chain's programs got right.
+    code = CodeSteps.for_chain(calls, lang)
+    system = prompt(lang, "verify_system")
+    if code is not None:
+        system += "\n\n" + code.instructions
     messages: list[Message] = [
-        {"role": "system", "content": prompt(lang, "verify_system")},
+        {"role": "system", "content": system},
         {
             "role": "user",
             "content": prompt(lang, "verify_user").format(
@@ -62,38 +71,46 @@ async def verify(calls: ModelCalls) -> None:
             ),
         },
     ]
-    request = GenerationRequest(
-        messages=messages,
-        max_tokens=s.max_tokens_per_step,
-        temperature=s.temperature,
-        seed=s.seed,
-        purpose="verify",
-    )
-
-    def on_text(delta: str) -> None:
-        calls.emit(StepDelta(index, "content", delta))
-
-    try:
-        generated = await calls.generate(request, "step", index, on_text)
-    except ChainStop as failed:
-        reason = failed.error.message
-        calls.emit(StepDiscarded(index, f"the check failed ({reason}); the answer stands"))
-        return
-    except Degenerated as bad:
-        calls.cut_degenerated(index, bad)
-        calls.emit(StepDiscarded(index, f"the check failed ({bad.reason}); the answer stands"))
-        return
-    text = generated.text.strip()
     step = Step(
         index=index,
         title=title,
-        content=text or "-",
+        content="",
         next_action="final_answer",
-        seconds=perf_counter() - started,
-        ttft=generated.ttft,
-        usage=generated.completion.usage,
+        seconds=0.0,
+        ttft=None,
+        usage=Usage(),
         notes=("verification",),
     )
+    # One reply; with code, one per program run (at most max_code_runs), one told that the
+    # runs are spent, and a last one.
+    for _ in range(s.max_code_runs + 2 if code is not None else 1):
+        try:
+            part, step = await _check_part(calls, messages, step, code is not None)
+        except ChainStop as failed:
+            reason = failed.error.message
+            calls.emit(StepDiscarded(index, f"the check failed ({reason}); the answer stands"))
+            return
+        except Degenerated as bad:
+            calls.cut_degenerated(index, bad)
+            calls.emit(StepDiscarded(index, f"the check failed ({bad.reason}); the answer stands"))
+            return
+        end = code_block_end(part) if code is not None else None
+        if end is None:
+            step = replace(step, content=step.content + part)
+            break
+        assert code is not None
+        step, told = await code.run_step(replace(step, content=step.content + part[:end]))
+        if told is None:
+            break
+        messages += [
+            {"role": "assistant", "content": part[:end]},
+            {"role": "user", "content": f"{told}\n\n{prompt(lang, 'verify_continue')}"},
+        ]
+        # The reply after the output goes on in the same step, below the output.
+        step = replace(step, content=step.content + "\n\n")
+        calls.emit(StepDelta(index, "content", "\n\n"))
+    text = step.content.strip()
+    step = replace(step, content=text or "-", seconds=perf_counter() - started)
     result.steps.append(step)
     calls.emit(StepDone(step))
     checked_line = stated_result(text)
@@ -111,3 +128,37 @@ async def verify(calls: ModelCalls) -> None:
     )
     result.answer = revised
     calls.emit(AnswerDone(revised))
+
+
+async def _check_part(
+    calls: ModelCalls, messages: list[Message], step: Step, stop_at_code: bool
+) -> tuple[str, Step]:
+    """One reply of the check, streamed as ``step``'s content; returns the reply and the step
+    with its usage (the caller adds the text).  With ``stop_at_code`` the reply ends once a
+    Python block is closed, so the model goes on from the real output, not one it imagines."""
+    s = calls.settings
+    request = GenerationRequest(
+        messages=list(messages),
+        max_tokens=s.max_tokens_per_step,
+        temperature=s.temperature,
+        seed=s.seed,
+        purpose="verify",
+    )
+    parts: list[str] = []
+
+    def on_text(delta: str) -> bool:
+        before = sum(map(len, parts))
+        parts.append(delta)
+        end = code_block_end("".join(parts)) if stop_at_code and "`" in delta else None
+        if end is not None:
+            delta = delta[: max(0, end - before)]  # what follows the block is never shown
+        if delta:
+            calls.emit(StepDelta(step.index, "content", delta))
+        return end is not None
+
+    generated = await calls.generate(request, "step", step.index, on_text)
+    return generated.text, replace(
+        step,
+        ttft=step.ttft if step.ttft is not None else generated.ttft,
+        usage=step.usage + generated.completion.usage,
+    )
