@@ -193,3 +193,14 @@ def test_without_code_steps_a_block_in_the_check_is_text():
     assert not result.steps[-1].runs
     assert not any(type(e).__name__ in ("CodeStarted", "CodeDone") for e in events)
     assert "Answer: 2" in result.steps[-1].content
+
+
+def test_a_check_cut_mid_block_is_tried_again_from_scratch():
+    cut = Fault(TransportError("connection reset", server="s"), after_text="```python\nprint(")
+    _, events, result = run_with_code([cut, COUNT_CHECK, "So 3 it is.\nAnswer: 3"], answer="**2**")
+    check = result.steps[-1]
+    # The retry's block is found on its own, not glued to the text of the try that broke.
+    assert [run.code for run in check.runs] == ['print("strawberry".count("r"))']
+    assert [run.output.strip() for run in check.runs] == ["3"]
+    assert result.revised and result.answer.text == "3"
+    assert any(isinstance(e, Retry) and e.target == "step" for e in events)

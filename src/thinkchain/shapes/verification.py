@@ -7,6 +7,7 @@ answer stands as it was and the check is dropped.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import replace
 from time import perf_counter
 
@@ -26,7 +27,7 @@ from ..events import (
 )
 from ..guards import Degenerated
 from ..labels import label
-from ..model_calls import ChainStop, ModelCalls
+from ..model_calls import ChainStop, ModelCalls, RetryTarget
 from ..prompts import prompt
 from .code import CodeSteps, code_block_end
 
@@ -156,7 +157,11 @@ async def _check_part(
             calls.emit(StepDelta(step.index, "content", delta))
         return end is not None
 
-    generated = await calls.generate(request, "step", step.index, on_text)
+    def restart() -> tuple[RetryTarget, int, GenerationRequest]:
+        parts.clear()  # a failed try's text is withdrawn; the block is looked for anew
+        return "step", step.index, replace(request, halt=threading.Event())
+
+    generated = await calls.generate(request, "step", step.index, on_text, restart=restart)
     return generated.text, replace(
         step,
         ttft=step.ttft if step.ttft is not None else generated.ttft,
