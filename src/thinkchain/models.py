@@ -126,6 +126,19 @@ def is_present(model: EmbeddedModel) -> bool:
     return bool(marker.get("sha256") == model.sha256 and marker.get("stat") == _stat_key(path))
 
 
+def recorded_sha256(path: Path) -> str | None:
+    """The SHA-256 that ``verify`` or ``pull`` recorded for the file at ``path``, if the file
+    has not changed since (size and mtime); None for any other file."""
+    try:
+        marker = json.loads(_marker(path).read_text())
+        if marker.get("stat") != _stat_key(path):
+            return None
+    except (OSError, ValueError, AttributeError):
+        return None
+    sha = marker.get("sha256")
+    return sha if isinstance(sha, str) else None
+
+
 def sha256_of(path: Path, progress: Progress | None = None) -> str:
     digest = hashlib.sha256()
     total = path.stat().st_size
