@@ -35,20 +35,30 @@ RUNS: list[str] = []
 
 
 def sandbox_processes() -> list[psutil.Process]:
-    """Processes of this session's runs still alive: those working on a run's folder (the
-    bubblewrap or unshare that started the code, the fallback's interpreter) and everything
-    below them."""
+    """Processes of this session's runs still alive: those started in or working on a run's
+    folder (the bubblewrap that started the code runs there; its command line names no host
+    path, so the code cannot read one; the fallback's unshare and interpreter name it) and
+    everything below them."""
     marker = RUNS[0] + "/"
     found: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if marker in " ".join(proc.info["cmdline"] or []) and proc.pid != os.getpid():
+            if proc.pid == os.getpid():
+                continue
+            if marker in " ".join(proc.info["cmdline"] or []) or _works_in(proc, marker):
                 found[proc.pid] = proc
                 for child in proc.children(recursive=True):
                     found[child.pid] = child
         except (psutil.Error, TypeError):
             continue
     return [p for p in found.values() if _alive(p)]
+
+
+def _works_in(proc: psutil.Process, marker: str) -> bool:
+    try:
+        return (proc.cwd() + "/").startswith(marker)
+    except psutil.Error:
+        return False
 
 
 def _alive(proc: psutil.Process) -> bool:

@@ -19,6 +19,8 @@ LAYERS = {
     "filesystem",
     "processes",
     "rlimits",
+    "memory cgroup",
+    "host view",
     "seccomp",
     "capabilities",
     "landlock",

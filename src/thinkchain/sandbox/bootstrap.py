@@ -8,6 +8,8 @@ Nothing here is trusted by the host beyond the outcome of the code's own run.
 
 from __future__ import annotations
 
+import _stat
+import posix as _posix
 import sys
 
 TYPE_CHECKING = False  # typing is not imported at run time: it would slow every start
@@ -74,26 +76,107 @@ _READS = ("os.listdir", "os.scandir", "os.listxattr", "os.getxattr")
 _FROZEN_ATTRS = ("__defaults__", "__kwdefaults__")
 
 
+def _realpath(
+    path: str,
+    _lstat: Callable[[str], Any] = _posix.lstat,
+    _readlink: Callable[[str], str] = _posix.readlink,
+    _getcwd: Callable[[], str] = _posix.getcwd,
+    _islink: Callable[[int], bool] = _stat.S_ISLNK,
+    _oserror: type[OSError] = OSError,
+    _refused: type[PermissionError] = PermissionError,
+) -> str:
+    """The path with every symbolic link resolved, as the kernel would follow it.
+
+    Like os.path.realpath, but built only on C functions bound here: code that patches
+    posixpath or os cannot change what it answers.
+    """
+    if not path.startswith("/"):
+        path = _getcwd() + "/" + path
+    todo = path.split("/")[::-1]
+    done: list[str] = []
+    links = 0
+    while todo:
+        name = todo.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        here = "/" + "/".join([*done, name])
+        try:
+            is_link = _islink(_lstat(here).st_mode)
+        except _oserror:
+            is_link = False
+        if not is_link:
+            done.append(name)
+            continue
+        links += 1
+        if links > 40:  # the kernel's own bound: a loop of links
+            raise _refused(f"sandbox: {path!r}: too many levels of symbolic links")
+        target = _readlink(here)
+        if target.startswith("/"):
+            done = []
+        todo += target.split("/")[::-1]
+    return "/" + "/".join(done)
+
+
 def _inside(path: str, roots: tuple[str, ...]) -> bool:
-    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+    # A loop, not any(): the hook's helpers look up no builtin the code could replace.
+    for root in roots:  # noqa: SIM110
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def _checked_path(
+    path: Any,
+    _fspath: Callable[[Any], Any] = _posix.fspath,
+    _type: type[type] = type,
+    _bytes: type[bytes] = bytes,
+    _real: Callable[[str], str] = _realpath,
+    _refused: type[PermissionError] = PermissionError,
+) -> str:
+    """A path argument of an event as text, with its links resolved."""
+    text = _fspath(path)
+    if _type(text) is _bytes:
+        text = text.decode("utf-8", "surrogateescape")
+    if not text.startswith("/") and ".." in text.split("/"):
+        raise _refused(f"sandbox: {text!r}: '..' in a relative path is refused")
+    return _real(text)
+
+
+def _is_dir(
+    path: str,
+    _stat_of: Callable[[str], Any] = _posix.stat,
+    _isdir: Callable[[int], bool] = _stat.S_ISDIR,
+    _oserror: type[OSError] = OSError,
+) -> bool:
+    try:
+        return _isdir(_stat_of(path).st_mode)
+    except _oserror:
+        return False
+
+
+# The hook's helpers: their code is frozen like the hook's, and so are their defaults.
+_HELPERS = (_realpath, _inside, _checked_path, _is_dir)
 
 
 def make_hook(readable: tuple[str, ...], writable: tuple[str, ...]) -> Callable[[str, Any], None]:
-    """The audit hook: defence in depth under the kernel's layers, never the only wall."""
-    import os
+    """The audit hook: defence in depth under the kernel's layers, never the only wall.
 
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    It looks up no name at run time: every function and type it uses is bound as a default
+    (a tuple, which cannot change), and they are C functions or helpers built the same way.
+    So rebinding a global of this module, a builtin, a module's function or a closure's cell
+    does not change what it decides; replacing its code or its defaults is refused by itself.
+    """
+    write_flags = _posix.O_WRONLY | _posix.O_RDWR | _posix.O_CREAT | _posix.O_TRUNC
+    write_flags |= _posix.O_APPEND
     everything = readable + writable
 
-    # What the hook uses is bound as defaults (immutable tuples), so rebinding a global or
-    # patching a module does not blind it; its defaults and code cannot be replaced either.
     def hook(
         event: str,
         args: Any,
-        _fsdecode: Callable[[Any], str] = os.fsdecode,
-        _fspath: Callable[[Any], Any] = os.fspath,
-        _real: Callable[[str], str] = os.path.realpath,
-        _isdir: Callable[[str], bool] = os.path.isdir,
         _refused: tuple[tuple[tuple[str, ...], str], ...] = _REFUSED,
         _imports: tuple[str, ...] = _REFUSED_IMPORTS,
         _writes: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = _WRITES,
@@ -103,62 +186,84 @@ def make_hook(readable: tuple[str, ...], writable: tuple[str, ...]) -> Callable[
         _w: tuple[str, ...] = writable,
         _wf: int = write_flags,
         _in: Callable[[str, tuple[str, ...]], bool] = _inside,
-        _own: Any = None,  # the hook's own code object, set below
+        _path: Callable[[Any], str] = _checked_path,
+        _dir: Callable[[str], bool] = _is_dir,
+        _fspath: Callable[[Any], Any] = _posix.fspath,
+        _exit: Callable[[int], None] = _posix._exit,
+        _type: type[type] = type,
+        _int: type[int] = int,
+        _str: type[str] = str,
+        _len: Callable[[Any], int] = len,
+        _getattr: Callable[..., Any] = getattr,
+        _denied: type[PermissionError] = PermissionError,
+        _import_error: type[ImportError] = ImportError,
+        _own: tuple[Any, ...] = (),  # the code of the hook and its helpers, set below
     ) -> None:
-        def resolve(path: Any) -> str:
-            text = _fsdecode(_fspath(path))
-            if not text.startswith("/") and ".." in text.split("/"):
-                raise PermissionError(f"sandbox: {text!r}: '..' in a relative path is refused")
-            return _real(text)
-
-        def refuse(what: str, path: Any) -> None:
-            raise PermissionError(f"sandbox: {what} {_fsdecode(_fspath(path))!r} is refused")
-
         if event == "open":
             path, mode, flags = args
-            if isinstance(path, int):
+            if _type(path) is _int:
                 return
-            writing = bool((mode and any(c in mode for c in "wax+")) or (flags or 0) & _wf)
-            real = resolve(path)
+            writing = (flags or 0) & _wf
+            if mode:
+                for c in mode:
+                    if c in "wax+":
+                        writing = 1
+            real = _path(path)
             if writing and not _in(real, _w):
-                refuse("writing to", path)
+                raise _denied(f"sandbox: writing to {_fspath(path)!r} is refused")
             if not _in(real, _r):
-                refuse("reading", path)
-            if _isdir(real) and not _in(real, _w):
-                refuse("opening the folder", path)
+                raise _denied(f"sandbox: reading {_fspath(path)!r} is refused")
+            if _dir(real) and not _in(real, _w):
+                raise _denied(f"sandbox: opening the folder {_fspath(path)!r} is refused")
             return
         if event == "import":
-            name = args[0] or ""
-            top = name.partition(".")[0]
-            if any(top == m or (m[0] == "_" and top.startswith(m)) for m in _imports):
-                raise ImportError(f"sandbox: the module {name!r} is not available in the sandbox")
+            name = args[0] if _type(args[0]) is _str else ""
+            # Every part of the name: a refused module loaded under another package's name
+            # ("x._ctypes" from its file) is still that module.
+            for part in name.split("."):
+                for m in _imports:
+                    if part == m or (m[0] == "_" and part.startswith(m)):
+                        raise _import_error(
+                            f"sandbox: the module {name!r} is not available in the sandbox"
+                        )
+            origin = args[1] if _len(args) > 1 else None
+            if origin is not None and not _in(_path(origin), _r):
+                # An extension module from outside the interpreter's own standard library.
+                raise _import_error(f"sandbox: loading {name!r} from {origin!r} is refused")
             return
         if event in _reads:
             path = args[0] if args and args[0] is not None else "."
-            if not isinstance(path, int) and not _in(resolve(path), _r):
-                refuse("listing", path)
+            if _type(path) is not _int and not _in(_path(path), _r):
+                raise _denied(f"sandbox: listing {_fspath(path)!r} is refused")
             return
         for name, paths, dir_fds in _writes:
             if event != name:
                 continue
-            if any(i < len(args) and args[i] not in (None, -1) for i in dir_fds):
-                raise PermissionError(f"sandbox: {event} with dir_fd is refused")
+            for i in dir_fds:
+                if i < _len(args) and args[i] is not None and args[i] != -1:
+                    raise _denied(f"sandbox: {event} with dir_fd is refused")
             for i in paths:
                 path = args[i]
-                if isinstance(path, int) and event == "os.truncate":
+                if _type(path) is _int and event == "os.truncate":
                     continue  # a descriptor only a checked open can have given
-                if isinstance(path, int) or not _in(resolve(path), _w):
-                    refuse(f"{event} on", path)
+                if _type(path) is _int or not _in(_path(path), _w):
+                    raise _denied(f"sandbox: {event} on {path!r} is refused")
             return
-        if event in ("object.__setattr__", "object.__delattr__") and len(args) > 1:
-            ours = getattr(args[0], "__code__", None) is _own
+        if event in ("object.__setattr__", "object.__delattr__") and _len(args) > 1:
+            ours = _getattr(args[0], "__code__", None) in _own
             if args[1] == "__code__" or (args[1] in _frozen and ours):
-                raise PermissionError(f"sandbox: replacing a function's {args[1]} is refused")
+                raise _denied(f"sandbox: replacing a function's {args[1]} is refused")
+        if event == "cpython._PySys_ClearAuditHooks":
+            # The interpreter is finishing and would go on without hooks (running __del__
+            # and finalizers of the code's objects); the bootstrap never ends this way, so
+            # the code tampered with its ending: stop here, before the hooks are gone.
+            _exit(1)
         for prefixes, sentence in _refused:
             if event.startswith(prefixes):
-                raise PermissionError(f"sandbox: {event}: {sentence}")
+                raise _denied(f"sandbox: {event}: {sentence}")
 
-    hook.__defaults__ = (*(hook.__defaults__ or ())[:-1], hook.__code__)
+    own = (hook.__code__, *(f.__code__ for f in _HELPERS))
+    hook.__defaults__ = (*(hook.__defaults__ or ())[:-1], own)
     return hook
 
 
@@ -180,6 +285,17 @@ def _drop_to(uid: int) -> None:
         raise OSError(f"could not drop to uid {uid}")
 
 
+def _describe(exc: BaseException) -> str:
+    """The exception in one line, whatever its class does when it is shown."""
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except BaseException:  # its __str__ (or its class's name) raises or recurses
+        try:
+            return f"{type(exc).__name__} (its message could not be shown)"
+        except BaseException:
+            return "an exception whose message could not be shown"
+
+
 def short_traceback(exc: BaseException) -> str:
     """The last lines of the traceback inside the model's code, and the exception itself."""
     try:
@@ -194,9 +310,11 @@ def short_traceback(exc: BaseException) -> str:
             lines += traceback.StackSummary.from_list(frames[-3:]).format()
             lines += traceback.format_exception_only(type(exc), exc)
         text = "".join(lines).rstrip()
-    except Exception:  # the code may have broken the traceback module itself
-        text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= ERROR_CHARS else "…" + text[-ERROR_CHARS:]
+    except BaseException:  # the code may have broken the traceback module, or the exception
+        text = _describe(exc)
+    if type(text) is not str:
+        text = _describe(exc)
+    return text if len(text) <= ERROR_CHARS else "…" + text[-(ERROR_CHARS - 1) :]
 
 
 class Watched:
@@ -212,6 +330,31 @@ class Watched:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
+
+
+def _exit_status(code: object) -> dict[str, Any]:
+    """The outcome of ``sys.exit(code)``."""
+    if code is None:
+        return {"status": "ok", "error": None, "exit_code": 0}
+    if isinstance(code, int):
+        number = int.__index__(code)  # an int subclass cannot answer otherwise
+        if number == 0:
+            return {"status": "ok", "error": None, "exit_code": 0}
+        if not -(2**31) <= number < 2**31:
+            return {"status": "error", "error": "exited with a status out of range", "exit_code": 1}
+        return {"status": "error", "error": f"exited with status {number}", "exit_code": number}
+    message = _shown(code)
+    print(message, file=sys.stderr)
+    return {"status": "error", "error": message[:ERROR_CHARS], "exit_code": 1}
+
+
+def _shown(value: object) -> str:
+    """str(value), or a placeholder where its __str__ fails."""
+    try:
+        text = str(value)
+        return text if type(text) is str else "(a message that is not text)"
+    except BaseException:
+        return "(a message that could not be shown)"
 
 
 def run_code(code: str) -> dict[str, Any]:
@@ -237,7 +380,8 @@ def run_code(code: str) -> dict[str, Any]:
         elif isinstance(final, (_ast.AugAssign, _ast.AnnAssign)) and final.value is not None:
             assigned = final.target.id if isinstance(final.target, _ast.Name) else None
         body = compile(tree, FILENAME, "exec")
-    except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte in the source
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        # ValueError: a NUL byte; RecursionError: nesting too deep for the parser
         return {"status": "error", "error": short_traceback(exc), "exit_code": 1}
     linecache.cache[FILENAME] = (len(code), None, code.splitlines(True), FILENAME)
     scope = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
@@ -254,16 +398,7 @@ def run_code(code: str) -> dict[str, Any]:
         if value is not None:
             print(repr(value))
     except SystemExit as exc:
-        if exc.code is None or exc.code == 0:
-            return {"status": "ok", "error": None, "exit_code": 0}
-        if isinstance(exc.code, int):
-            return {
-                "status": "error",
-                "error": f"exited with status {exc.code}",
-                "exit_code": exc.code,
-            }
-        print(exc.code, file=sys.stderr)
-        return {"status": "error", "error": str(exc.code)[:ERROR_CHARS], "exit_code": 1}
+        return _exit_status(exc.code)
     except MemoryError as exc:
         import gc
 
@@ -303,6 +438,38 @@ def _write(fd: int, outcome: dict[str, Any]) -> None:
         pass  # the code closed the pipe: the host then judges by the exit status alone
 
 
+def _read_all(fd: int) -> bytes:
+    import os
+
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _finish(exit_code: int) -> None:
+    """Ends the process as the interpreter would, but without its finalization.
+
+    Non-daemon threads are waited for and atexit functions run, with the audit hook on; then
+    the process exits at once.  The interpreter's own finalization would clear the audit
+    hooks before it destroys the code's objects, whose __del__ would then run unwatched.
+    """
+    try:
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
+        import atexit
+
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                stream.flush()
+    except BaseException:
+        pass
+    _posix._exit(exit_code & 0xFF)
+
+
 def main() -> None:
     import os
 
@@ -310,12 +477,16 @@ def main() -> None:
     config = eval(sys.argv[1], {"__builtins__": {}})
     fd = config["result_fd"]
     try:
+        if config["cgroup_fd"] is not None:
+            # Into the run's memory cgroup (the host opened its cgroup.procs): every process
+            # the code starts is then counted there too.
+            os.write(config["cgroup_fd"], b"0")
+            os.close(config["cgroup_fd"])
         _limit(config["rlimits"])
         if config["uid"] is not None:
             _drop_to(config["uid"])
         os.chdir(config["workdir"])
-        with open(config["code"], encoding="utf-8", errors="surrogatepass") as fh:
-            code = fh.read()
+        code = _read_all(config["code_fd"]).decode("utf-8", "surrogatepass")
         os.set_inheritable(fd, False)
         for stream in (sys.stdout, sys.stderr):
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
@@ -324,9 +495,15 @@ def main() -> None:
     except BaseException as exc:
         _write(fd, {"status": "sandbox_error", "error": f"sandbox setup failed: {exc!r}"})
         os._exit(SETUP_FAILED)
-    outcome = run_code(code)
-    _write(fd, outcome)
-    sys.exit(outcome["exit_code"])
+    # The code may have replaced what the rest of this uses (this module's globals, builtins):
+    # it can spoil the report of its own run, but the process still ends here, at once.
+    try:
+        outcome = run_code(code)
+        _write(fd, outcome)
+        exit_code = int(outcome["exit_code"])
+    except BaseException:
+        exit_code = 1
+    _finish(exit_code)
 
 
 if __name__ == "__main__":

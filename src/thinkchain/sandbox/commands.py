@@ -12,13 +12,19 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from .layout import SYSTEM_DIRS, SYSTEM_FILES, interpreter
+from .layout import DEVICES, SYSTEM_DIRS, SYSTEM_FILES, interpreter, package_dirs, proc_hidden
 
 Method = Literal["bwrap", "fallback"]
 
-# Inside bubblewrap: the code file (read-only) and the working folder (a sized tmpfs).
-CODE_INSIDE = "/sandbox/code.py"
+# Inside bubblewrap: the working folder (a sized tmpfs).
 WORK_INSIDE = "/tmp"
+# The links a /dev has (bubblewrap's --dev makes them too), beside the DEVICES bound in.
+DEV_LINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+)
 # Each run gets its own uid from this range, unused by any account, so its process limit
 # counts only its own processes and no run can signal another or read what another writes.
 UID_BASE = 0x3A000000
@@ -98,12 +104,14 @@ def _make_dirs(dest: str, made: set[str]) -> list[str]:
     return args
 
 
-def bwrap_command(
-    bwrap: str, code_file: Path, disk_mb: int, seccomp_fd: int | None, root: bool
-) -> list[str]:
-    """bubblewrap with every namespace, no capabilities, and only the interpreter visible."""
+def bwrap_arguments(bwrap: str, disk_mb: int, seccomp_fd: int | None, root: bool) -> list[str]:
+    """bubblewrap's options: every namespace, no capabilities, only the interpreter visible.
+
+    They go to bubblewrap through a descriptor (``--args``), not its command line: its first
+    process is the sandbox's pid 1, whose command line the code can read.
+    """
     known = bwrap_options(bwrap)
-    args = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+    args = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
     args += ["--unshare-cgroup-try", "--hostname", "sandbox"]
     if root:
         # Root keeps the host's uid 0 in a user namespace; the child drops to its own uid
@@ -126,16 +134,41 @@ def bwrap_command(
     for path in python.binds():
         args += _make_dirs(path, made)
         args += ["--ro-bind", os.path.realpath(path), path]
-    args += _make_dirs(CODE_INSIDE, made)
-    args += ["--ro-bind", str(code_file), CODE_INSIDE]
-    args += ["--proc", "/proc", "--dev", "/dev"]
+    # Folders covered by an empty tmpfs: the packages beside the standard library (the
+    # standard library only), /proc/sys, and a /dev of the plain devices alone (no pty pool
+    # of the host's: bubblewrap's --dev mounts a devpts, and every pty opened there counts
+    # against the kernel-wide pty limit; no /dev/shm).  As root they belong to root, mode
+    # 0555, which the run's own uid cannot write; in a user namespace they would belong to
+    # the code's uid, so they are made read-only (each remount costs bubblewrap time).
+    files, folders = proc_hidden()
+    covered = [*package_dirs(), *folders]
+    for path in package_dirs():
+        args += ["--perms", "0555", "--tmpfs", path]
+    args += ["--proc", "/proc"]
+    for path in files:
+        args += ["--ro-bind", "/dev/null", path]  # on a nodev mount: reading it is refused
+    for path in folders:
+        args += ["--perms", "0555", "--tmpfs", path]
+    args += ["--perms", "0755", "--tmpfs", "/dev"]
+    for device in DEVICES:
+        args += ["--dev-bind", device, device]
+    for target, link in DEV_LINKS:
+        args += ["--symlink", target, link]
     if "--size" in known:  # without it only the per-file limit bounds what the code writes
         args += ["--size", str(disk_mb * 1024 * 1024)]
     args += ["--perms", "1777", "--tmpfs", WORK_INSIDE]
     if seccomp_fd is not None:
         args += ["--seccomp", str(seccomp_fd)]
-    args += ["--remount-ro", "/", "--chdir", WORK_INSIDE, "--"]
+    if not root:
+        for path in (*covered, "/dev"):
+            args += ["--remount-ro", path]
+    args += ["--remount-ro", "/", "--chdir", WORK_INSIDE]
     return args
+
+
+def bwrap_command(bwrap: str, args_fd: int) -> list[str]:
+    """bubblewrap's own command line: nothing but where its options are."""
+    return [bwrap, "--args", str(args_fd), "--"]
 
 
 @functools.lru_cache(maxsize=1)

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import seccomp
+from .cgroup import PREFIX, available
 from .commands import Method, bwrap_path, is_root, unshare_command
-from .launch import SandboxUnavailable, fallback_drops_uid, launch
+from .launch import TEMP_PREFIX, SandboxUnavailable, fallback_drops_uid, launch, run_memory_mb
+from .layout import package_dirs
 from .limits import SandboxLimits
 from .process import Cancel
 
@@ -29,6 +31,24 @@ SAMPLES_PER_FOLDER = 5
 
 PROBE = """
 import json, os, resource
+def readable(path):
+    try:
+        with open(path, "rb") as fh:
+            return bool(fh.read(1))
+    except OSError:
+        return False
+def shown(path):
+    try:
+        with open(path, "rb") as fh:
+            return %(marker)r.encode() in fh.read()
+    except OSError:
+        return False
+def memfd():
+    try:
+        os.close(os.memfd_create("probe"))
+        return True
+    except (OSError, AttributeError):
+        return False
 status = {}
 for line in open("/proc/self/status"):
     key, _, value = line.partition(":")
@@ -48,6 +68,12 @@ print(json.dumps({
     "no_new_privs": status.get("NoNewPrivs"),
     "cap_eff": status.get("CapEff"),
     "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0],
+    "cgroup": any(%(cgroup)r in line for line in open("/proc/self/cgroup")),
+    "packages": [p for p in %(packages)r if os.path.isdir(p) and os.listdir(p)],
+    "kernel": [p for p in ("/proc/cmdline", "/proc/config.gz") if readable(p)],
+    "host_paths": [p for p in ("/proc/1/cmdline", "/proc/self/mountinfo") if shown(p)],
+    "ptys": os.path.exists("/dev/ptmx") or os.path.exists("/dev/pts/ptmx"),
+    "memfd": memfd(),
 }))
 """
 
@@ -127,7 +153,13 @@ def _samples() -> list[str]:
 
 
 def _probe(method: Method) -> tuple[dict[str, Any] | None, str]:
-    code = PROBE % {"namespaces": NAMESPACES, "samples": _samples()}
+    code = PROBE % {
+        "namespaces": NAMESPACES,
+        "samples": _samples(),
+        "marker": TEMP_PREFIX,  # in the name of the run's folder on the host
+        "cgroup": PREFIX,
+        "packages": package_dirs(),
+    }
     limits = SandboxLimits(require_isolation=False, wall_seconds=30, output_chars=1_000_000)
     try:
         run = launch(code, limits, method, audit_hook=False, cancel=Cancel())
@@ -198,6 +230,8 @@ def _layers(method: Method, probe: dict[str, Any] | None, why: str) -> tuple[Lay
             required=True,
         ),
         Layer("rlimits", True, "CPU time, address space, file size, open files, no core files"),
+        _memory_layer(probe),
+        _host_view_layer(probe),
         _seccomp_layer(method, probe),
         Layer(
             "capabilities",
@@ -234,9 +268,51 @@ def _start_layer(method: Method) -> Layer:
     return Layer("bubblewrap", False, f"not used: the unshare fallback, which {drop}{extra}")
 
 
+def _memory_layer(probe: dict[str, Any]) -> Layer:
+    hierarchy, why = available()
+    if probe["cgroup"]:
+        default = run_memory_mb(SandboxLimits())
+        return Layer(
+            "memory cgroup",
+            True,
+            f"one per run ({why}): its processes, shared memory and files together at most "
+            f"memory_mb + disk_mb + headroom ({default} MB by default)",
+        )
+    instead = (
+        "memfd and SysV shared memory are refused by seccomp instead"
+        if probe["seccomp"] == "2" and not probe["memfd"]
+        else "memfd files and shared memory are bounded only by file_mb per file"
+    )
+    reason = why if hierarchy is None else "the run did not join its cgroup"
+    return Layer(
+        "memory cgroup",
+        False,
+        f"{reason}; each process is held to memory_mb of address space and {instead}",
+    )
+
+
+def _host_view_layer(probe: dict[str, Any]) -> Layer:
+    seen = [f"site-packages ({p})" for p in probe["packages"]]
+    seen += [f"the host's {p}" for p in probe["kernel"]]
+    seen += [f"host paths in {p}" for p in probe["host_paths"]]
+    seen += ["the host's pty pool"] if probe["ptys"] else []
+    if not seen:
+        return Layer(
+            "host view",
+            True,
+            "no site-packages, no host path in /proc, the kernel's command line and "
+            "configuration hidden, no pty pool or /dev/shm",
+        )
+    return Layer("host view", False, "visible: " + ", ".join(seen))
+
+
 def _seccomp_layer(method: Method, probe: dict[str, Any]) -> Layer:
     if probe["seccomp"] == "2":
-        return Layer("seccomp", True, "namespaces, ptrace, keyrings, bpf, io_uring refused")
+        return Layer(
+            "seccomp",
+            True,
+            "namespaces, ptrace, keyrings, bpf, io_uring, memfd and SysV shared memory refused",
+        )
     if method != "bwrap":
         return Layer("seccomp", False, "only with bubblewrap (it loads the filter)")
     if not seccomp.supported():

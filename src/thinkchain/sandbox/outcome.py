@@ -6,13 +6,18 @@ import json
 import signal
 from typing import Any
 
+from .launch import run_memory_mb
 from .limits import SandboxLimits
-from .output import sanitize
 from .process import Finished
 from .result import Status
 
 # bubblewrap reports a child killed by signal N as exit status 128 + N.
 SIGNAL_EXIT_BASE = 128
+# The bootstrap's exit status when the sandbox could not be set up (bootstrap.SETUP_FAILED).
+SETUP_FAILED = 70
+# What the outcome line may say: anything else is not the bootstrap's.
+REPORTED = ("ok", "error", "memory", "sandbox_error")
+EXIT_CODES = range(-(2**31), 2**31)
 
 
 def _seconds(value: float) -> str:
@@ -27,12 +32,24 @@ def _signal_name(number: int) -> str:
 
 
 def _report(raw: bytes) -> dict[str, Any] | None:
-    """The bootstrap's outcome line, or None when the code never let it write one."""
+    """The bootstrap's outcome line, or None when the code never let it write a sound one.
+
+    The code can write to this pipe too, so the line is read as hostile input: any failure to
+    parse it (deep nesting makes json raise RecursionError, a long number ValueError) and any
+    field of the wrong type or value count as no outcome, and the exit status decides.
+    """
     try:
         data = json.loads(raw.decode("utf-8").strip().splitlines()[0])
-    except (ValueError, IndexError, UnicodeDecodeError):
+    except Exception:
         return None
-    return data if isinstance(data, dict) and "status" in data else None
+    if not isinstance(data, dict) or data.get("status") not in REPORTED:
+        return None
+    error, exit_code = data.get("error"), data.get("exit_code")
+    if not (error is None or isinstance(error, str)):
+        return None
+    if type(exit_code) is not int or exit_code not in EXIT_CODES:
+        exit_code = None
+    return {"status": data["status"], "error": error, "exit_code": exit_code}
 
 
 def _killed(number: int, finished: Finished, limits: SandboxLimits) -> tuple[Status, str]:
@@ -48,8 +65,14 @@ def _killed(number: int, finished: Finished, limits: SandboxLimits) -> tuple[Sta
     return "killed", f"the code was killed by {name}"
 
 
-def judge(finished: Finished, limits: SandboxLimits) -> tuple[Status, str | None, int | None]:
-    """Status, error and exit code of a finished run."""
+def judge(
+    finished: Finished, limits: SandboxLimits, oom: bool = False
+) -> tuple[Status, str | None, int | None]:
+    """Status, error and exit code of a finished run.
+
+    ``oom``: the run's memory cgroup killed a process of it (its processes, shared memory and
+    files together reached the cgroup's limit).
+    """
     if finished.stopped == "wall":
         wall = _seconds(limits.wall_seconds)
         return "timeout", f"stopped after {wall} s: the wall-time limit", None
@@ -59,18 +82,19 @@ def judge(finished: Finished, limits: SandboxLimits) -> tuple[Status, str | None
             (f"stopped after {limits.output_bytes:,} bytes of output: the output limit"),
             None,
         )
+    if oom:
+        return "memory", (f"out of memory: the run's {run_memory_mb(limits)} MB memory limit"), None
     report = _report(finished.outcome)
     code = finished.returncode
     if report is not None:
         status = report["status"]
-        error = report.get("error")
-        error = None if error is None else sanitize(str(error))
+        error = report["error"]
+        if status == "sandbox_error" and code != SETUP_FAILED:
+            # Only the bootstrap's set-up, before any code ran, reports this (and exits 70).
+            status = "error"
         if status == "memory":
             error = f"out of memory: the {limits.memory_mb} MB memory limit\n{error}"
-        if status not in ("ok", "error", "memory", "sandbox_error"):
-            status, error = "sandbox_error", f"unknown outcome {status!r} from the sandbox"
-        exit_code = report.get("exit_code")
-        return status, error, exit_code if isinstance(exit_code, int) else None
+        return status, error, report["exit_code"]
     if code < 0:
         return (*_killed(-code, finished, limits), None)
     if code > SIGNAL_EXIT_BASE:

@@ -2,7 +2,10 @@
 
 Memory stays bounded however much the code prints: only the first and the last
 ``keep`` characters are held.  Control characters are escaped, so the output cannot drive
-a terminal (move the cursor, hide text, set the clipboard) when it is printed.
+a terminal (move the cursor, hide text, set the clipboard) when it is printed, and so are
+the invisible and direction-changing characters of Unicode, so it cannot show text other
+than what it holds (reversed by U+202E, hidden in U+200B or tag characters) in the page,
+the terminal or the model's feedback.
 """
 
 from __future__ import annotations
@@ -11,15 +14,33 @@ import codecs
 import re
 
 HEAD_SHARE = 0.6  # of a cut output: the beginning, where the code says what it does
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(
+    "["
+    "\x00-\x08\x0b-\x1f\x7f-\x9f"  # C0 and C1 controls (newline and tab stay)
+    # Unicode's format characters (category Cf: bidi controls and isolates, zero-width
+    # characters, the byte-order mark, interlinear annotation, tags) and the line and
+    # paragraph separators; tests/sandbox check this list against unicodedata.
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f"
+    "\U000e0100-\U000e01ef"  # variation selectors 17-256: invisible, can carry hidden text
+    "\ud800-\udfff"  # lone surrogates (from JSON escapes): no UTF-8 encoder accepts them
+    "]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:
-    return repr(match.group())[1:-1]
+    char = match.group()
+    code = ord(char)
+    if code < 0xA0:
+        return repr(char)[1:-1]  # \x1b, \r, \t as Python writes them
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def sanitize(text: str) -> str:
-    """Printable text: newlines and tabs kept, other control characters written as escapes."""
+    """Printable text: newlines and tabs kept, other control, invisible and bidi characters
+    written as escapes (``\\x1b``, ``\\u202e``)."""
     return _CONTROL.sub(_escape, text.replace("\r\n", "\n"))
 
 

@@ -6,6 +6,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
+from .output import marker, sanitize
+
+# The longest error a result holds: enough for a small model to fix its code, and a bound on
+# what the code can make the host carry (the code could write any error about its own run).
+ERROR_CHARS = 1500
+ERROR_HEAD = 500  # of a cut error: its beginning (what stopped the run); the rest its end
 # ok             the code ran to the end (exit status 0)
 # error          a Python exception, a syntax error, or a non-zero sys.exit
 # timeout        stopped by the wall-time or the CPU-time limit
@@ -37,6 +43,13 @@ class CodeResult:
     truncated: bool  # the output was cut
     exit_code: int | None  # the code's exit status; None when stopped, killed or never run
 
+    def __post_init__(self) -> None:
+        # Bounded and printable here, where every result is made: the page, the terminal,
+        # the history and the model's feedback all read these fields.
+        object.__setattr__(self, "output", sanitize(self.output))
+        if self.error is not None:
+            object.__setattr__(self, "error", bounded_error(self.error))
+
     @property
     def ok(self) -> bool:
         return self.status == "ok"
@@ -64,3 +77,15 @@ class CodeResult:
             )
         except KeyError as exc:
             raise ValueError(f"not a sandbox result: {exc.args[0]!r} is missing") from exc
+
+
+def bounded_error(error: str) -> str:
+    """The error printable and at most ``ERROR_CHARS`` long: its beginning and its end kept."""
+    text = sanitize(error)
+    if len(text) <= ERROR_CHARS:
+        return text
+    cut = len(text) - ERROR_CHARS
+    for _ in range(3):  # the marker's length depends on the count it names
+        tail = ERROR_CHARS - ERROR_HEAD - len(marker(cut))
+        cut = len(text) - ERROR_HEAD - tail
+    return text[:ERROR_HEAD] + marker(cut) + text[-tail:]

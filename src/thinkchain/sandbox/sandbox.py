@@ -97,5 +97,8 @@ class Sandbox:
         except Exception as exc:
             return result("sandbox_error", f"the sandbox failed: {exc!r}")
         finished = launched.finished
-        status, error, exit_code = judge(finished, self.limits)
+        try:
+            status, error, exit_code = judge(finished, self.limits, launched.oom)
+        except Exception as exc:  # the last guard: judging what the code left must not raise
+            return result("sandbox_error", f"the sandbox failed: {exc!r}", finished.output)
         return result(status, error, finished.output, finished.truncated, exit_code)

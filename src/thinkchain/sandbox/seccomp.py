@@ -2,8 +2,9 @@
 
 The filter is classic BPF written out here (no libseccomp, no ctypes): bubblewrap loads it
 right before it starts the interpreter.  It refuses the kernel's riskiest interfaces for
-unprivileged code (new namespaces, ptrace, keyrings, BPF, io_uring, mounts, modules) and
-sockets other than Unix and IP ones.  Only x86_64 is covered: syscall numbers differ per
+unprivileged code (new namespaces, ptrace, keyrings, BPF, io_uring, mounts, modules), memory
+that no address-space limit counts (SysV IPC, memfd, POSIX message queues, AIO) and sockets
+other than Unix and IP ones.  Only x86_64 is covered: syscall numbers differ per
 architecture and this table is checked against x86_64's headers; elsewhere there is no
 filter and the isolation report says so.
 """
@@ -32,9 +33,43 @@ RET_ERRNO = 0x00050000
 
 # x86_64 numbers (asm/unistd_64.h) of calls refused with EPERM.
 REFUSED_X86_64 = {
+    # Memory that no address-space limit counts: SysV shared memory, semaphores and message
+    # queues (each IPC namespace allows gigabytes of them), memfd files, POSIX message queues,
+    # and the kernel-wide AIO pool.  The stdlib never needs them.
+    "shmget": 29,
+    "shmat": 30,
+    "shmctl": 31,
+    "semget": 64,
+    "semop": 65,
+    "semctl": 66,
+    "shmdt": 67,
+    "msgget": 68,
+    "msgsnd": 69,
+    "msgrcv": 70,
+    "msgctl": 71,
+    "semtimedop": 220,
+    "memfd_create": 319,
+    "memfd_secret": 447,
+    "mq_open": 240,
+    "mq_unlink": 241,
+    "mq_timedsend": 242,
+    "mq_timedreceive": 243,
+    "mq_notify": 244,
+    "mq_getsetattr": 245,
+    "io_setup": 206,
+    "io_destroy": 207,
+    "io_getevents": 208,
+    "io_submit": 209,
+    "io_cancel": 210,
+    "io_pgetevents": 333,
+    # Watches count against the user's kernel-wide inotify limits (shared with the host's
+    # own user where bubblewrap runs without root).
+    "inotify_init": 253,
+    "inotify_init1": 294,
     "ptrace": 101,
     "syslog": 103,
     "uselib": 134,
+    "modify_ldt": 154,
     "personality": 135,
     "vhangup": 153,
     "pivot_root": 155,
@@ -68,10 +103,13 @@ REFUSED_X86_64 = {
     "setns": 308,
     "process_vm_readv": 310,
     "process_vm_writev": 311,
+    "kcmp": 312,
     "finit_module": 313,
     "kexec_file_load": 320,
     "bpf": 321,
     "userfaultfd": 323,
+    "pidfd_getfd": 438,
+    "process_madvise": 440,
     "io_uring_setup": 425,
     "io_uring_enter": 426,
     "io_uring_register": 427,
