@@ -8,6 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+@dataclass(frozen=True)
+class Prefix:
+    """The fixed start of prompts (a system prompt and its layout, up to the user's turn):
+    its KV state is kept in a pinned sequence and saved to disk, never evaluated twice."""
+
+    tokens: tuple[int, ...]
+
+
 @dataclass
 class EngineRequest:
     tokens: list[int]
@@ -20,6 +28,14 @@ class EngineRequest:
     masked: Any = None  # schema_mask.MaskedSampling, or None
     grammar: Any = None  # llama_cpp.LlamaGrammar fallback, or None
     server: str = "llama.cpp"
+    prefix: Prefix | None = None  # the prompt starts with this fixed prefix
+    # Evaluates ``prefix`` into a pinned sequence and generates nothing.  In the background it
+    # waits for every user request; a user request that needs it makes it foreground.
+    prefill: bool = False
+    background: bool = False
+    # This request made a pin evaluate its prefix and waited for it: those tokens are not
+    # counted as cached in its usage (they were evaluated for it, just in another sequence).
+    paid_prefix: bool = False
     # runtime state, owned by the engine thread
     slot: int = -1
     pending: list[int] = field(default_factory=list)

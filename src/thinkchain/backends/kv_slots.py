@@ -6,6 +6,10 @@ plus the previous reply) evaluates only the new tokens.  When another slot alrea
 longer prefix (the same system prompt and question, for K self-consistency samples), its
 cells are shared into the new slot instead of being evaluated again, and a request whose
 prefix another slot is still evaluating waits for it.
+
+Pinned slots take no requests: each holds one fixed prompt prefix (a system prompt and its
+layout), loaded from disk or evaluated once, and serves only as a donor, so that a chain in
+one language or mode does not push out the prefix of another.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ class Slot:
     seq_id: int
     tokens: list[int] = field(default_factory=list)  # what the KV cells of this seq hold
     request: EngineRequest | None = None
+    pinned: bool = False  # holds a fixed prefix for others to copy; never runs a generation
+    used: float = 0.0  # when a pinned prefix last served (least recently used is replaced)
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,9 @@ def plan_reuse(slots: list[Slot], free: list[Slot], tokens: list[int]) -> Reuse 
         (
             common_prefix(s.tokens + s.request.pending, tokens)
             for s in slots
-            if s.request is not None and s.request.pending
+            # A prefix prepared ahead of time is not worth waiting for unless it is this
+            # request's own (the engine has then made it foreground).
+            if s.request is not None and s.request.pending and not s.request.background
         ),
         default=0,
     )

@@ -8,13 +8,14 @@ requests share each pass over the weights.
 The engine owns one llama.cpp context with ``n_parallel`` sequences ("slots") over a
 unified KV cache, and one worker thread that loops: admit waiting requests into free slots
 (reusing cached prefixes: kv_slots.py), put one token per decoding sequence (and chunks of
-new prompts) into a batch, decode it, and sample each sequence's next token.
+new prompts) into a batch, decode it, and sample each sequence's next token.  Besides the
+slots, ``n_pinned`` sequences hold fixed prompt prefixes (system prompt and layout) for the
+slots to copy: loaded from disk, or evaluated once and saved (prefix_pins.py).
 """
 
 from __future__ import annotations
 
 import codecs
-import ctypes
 import threading
 import time
 from collections import deque
@@ -22,11 +23,13 @@ from typing import Any
 
 from ..events import Usage
 from .base import BackendError, Completion, ContextOverflow, TextChunk
-from .engine_request import EngineRequest
+from .engine_request import EngineRequest, Prefix
 from .kv_slots import Slot, plan_reuse
-from .llama_sampling import make_sampler
+from .llama_sampling import TokenPieces, make_sampler
+from .prefix_pins import PrefixPins
+from .prefix_store import PrefixStore, context_layout
 
-__all__ = ["DecodeEngine", "EngineRequest"]
+__all__ = ["DecodeEngine", "EngineRequest", "Prefix"]
 
 
 class DecodeEngine:
@@ -40,6 +43,9 @@ class DecodeEngine:
         n_threads: int,
         eog: set[int],
         name: str,
+        n_pinned: int = 0,
+        store: PrefixStore | None = None,
+        identity: dict[str, Any] | None = None,
     ) -> None:
         import llama_cpp
 
@@ -53,7 +59,7 @@ class DecodeEngine:
         params.n_ctx = n_ctx
         params.n_batch = n_batch
         params.n_ubatch = n_batch
-        params.n_seq_max = n_parallel
+        params.n_seq_max = n_parallel + n_pinned
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
         params.kv_unified = True  # one pool of cells: slots can share prefix cells
@@ -65,8 +71,17 @@ class DecodeEngine:
         self._mem = llama_cpp.llama_get_memory(ctx)
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._slots = [Slot(i) for i in range(n_parallel)]
-        self._vocab = llama._model.vocab
-        self._pieces: dict[int, bytes] = {}
+        self._slots += [Slot(n_parallel + i, pinned=True) for i in range(n_pinned)]
+        self._pins = PrefixPins(
+            llama_cpp,
+            ctx,
+            self._mem,
+            self._slots,
+            store,
+            {**(identity or {}), "context": context_layout(params)},
+            name,
+        )
+        self._piece = TokenPieces(llama._model.vocab)
         self._waiting: deque[EngineRequest] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -80,6 +95,15 @@ class DecodeEngine:
             if self._closed:
                 raise BackendError("the model was closed", server=self.name)
             self._waiting.append(request)
+            self._cond.notify()
+
+    def prepare(self, prefix: Prefix) -> None:
+        """Make ``prefix`` resident before anyone asks: load its saved state, or evaluate it
+        (yielding to every user request) and save it."""
+        with self._cond:
+            if self._closed or not self._pins.pins:
+                return
+            self._pins.queue.append(prefix)
             self._cond.notify()
 
     def wake(self) -> None:
@@ -96,7 +120,8 @@ class DecodeEngine:
         self._C.llama_free(self._ctx)
 
     def clear_cache(self, wait: float = 5.0) -> None:
-        """Forget every cached prefix (benchmarks start from cold).
+        """Forget every cached prefix, pinned ones too (benchmarks start from cold; the
+        prefix store on disk is left alone).
 
         A generation the caller has stopped can still be finishing on the decode thread; its
         sequence is cleared once it is idle, waiting up to ``wait`` seconds for that.
@@ -104,6 +129,7 @@ class DecodeEngine:
         deadline = time.monotonic() + wait
         while True:
             with self._cond:
+                self._pins.queue.clear()
                 for slot in self._slots:
                     if slot.request is None and slot.tokens:
                         self._C.llama_memory_seq_rm(self._mem, slot.seq_id, 0, -1)
@@ -114,8 +140,12 @@ class DecodeEngine:
 
     @property
     def cached_tokens(self) -> list[list[int]]:
-        """What each slot's KV cells hold (for tests and benchmarks)."""
+        """What each slot's KV cells hold, pinned ones last (for tests and benchmarks)."""
         return [list(s.tokens) for s in self._slots]
+
+    @property
+    def pins(self) -> PrefixPins:
+        return self._pins
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -125,13 +155,19 @@ class DecodeEngine:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and not self._waiting and not self._active():
+                while (
+                    not self._closed
+                    and not self._waiting
+                    and not self._active()
+                    and not self._pins.queue
+                ):
                     self._cond.wait()
                 if self._closed:
                     for req in [*self._waiting, *self._active()]:
                         self._fail(req, BackendError("the model was closed", server=self.name))
                     return
                 self._admit()
+                self._pins.prepare_next(self.n_ctx // 2)
             try:
                 self._drop_cancelled()
                 if self._active():
@@ -143,7 +179,7 @@ class DecodeEngine:
     def _admit(self) -> None:
         """Move waiting requests into free slots (called with the lock held)."""
         for _ in range(len(self._waiting)):
-            free = [s for s in self._slots if s.request is None]
+            free = [s for s in self._slots if s.request is None and not s.pinned]
             if not free:
                 return
             req = self._waiting.popleft()
@@ -160,6 +196,8 @@ class DecodeEngine:
                     ),
                 )
                 continue
+            if req.prefix is not None:
+                self._pins.resident(req.prefix, waiting=req)
             plan = plan_reuse(self._slots, free, req.tokens)
             if plan is None:  # someone is evaluating a longer shared prefix: wait for it
                 self._waiting.append(req)
@@ -167,6 +205,7 @@ class DecodeEngine:
             C = self._C
             best, reuse = plan.slot, plan.cached
             if plan.donor is not None:
+                self._pins.touch(plan.donor)
                 C.llama_memory_seq_rm(self._mem, best.seq_id, 0, -1)
                 C.llama_memory_seq_cp(self._mem, plan.donor.seq_id, best.seq_id, 0, reuse)
                 best.tokens = req.tokens[:reuse]
@@ -183,6 +222,15 @@ class DecodeEngine:
             req.sampler = make_sampler(self._llama, req)
             req.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             best.request = req
+
+    # -- pinned prefixes ----------------------------------------------------------------------
+
+    def _prefilled(self, req: EngineRequest) -> None:
+        """A pin finished evaluating its prefix: save it, and let requests copy it."""
+        slot = self._slots[req.slot]
+        assert req.prefix is not None
+        self._pins.save(slot, req.prefix)
+        self._release(req, True)
 
     def _drop_cancelled(self) -> None:
         with self._cond:
@@ -226,9 +274,12 @@ class DecodeEngine:
                 req.pos += 1
                 req.next_token = None
                 sampling.append(req)
+        users = any(not r.background for r in active)
         for req in active:
             if not req.pending or n >= self.n_batch:
                 continue
+            if req.background and users:
+                continue  # a prefix prepared ahead of time waits for every user request
             room = self.n_batch - n
             chunk, req.pending = req.pending[:room], req.pending[room:]
             for j, token in enumerate(chunk):
@@ -252,17 +303,22 @@ class DecodeEngine:
         for seq, tokens in evaluated.items():
             self._slots[seq].tokens.extend(tokens)
         for req in sampling:
-            self._sample(req)
+            if req.prefill:
+                self._prefilled(req)
+            else:
+                self._sample(req)
 
     def _make_room(self, rc: int) -> None:
         """The batch did not fit the KV cache: drop idle slots' cached prefixes, else give up
         on the request that needs the most room."""
         freed = False
         for slot in self._slots:
-            if slot.request is None and slot.tokens:
+            if slot.request is None and slot.tokens and not slot.pinned:
                 self._C.llama_memory_seq_rm(self._mem, slot.seq_id, 0, -1)
                 slot.tokens = []
                 freed = True
+        if not freed:
+            freed = self._pins.drop_idle()  # they come back from disk when next needed
         if not freed:
             victim = max(self._active(), key=lambda r: r.pos + len(r.pending))
             self._fail(
@@ -306,28 +362,16 @@ class DecodeEngine:
         else:
             req.next_token = token
 
-    def _piece(self, token: int) -> bytes:
-        """The bytes of one token (cached: the same few thousand tokens come up again)."""
-        piece = self._pieces.get(token)
-        if piece is None:
-            size = 64
-            while True:
-                buf = ctypes.create_string_buffer(size)
-                n = self._C.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
-                if n >= 0:
-                    piece = buf.raw[:n]
-                    break
-                size = -n
-            self._pieces[token] = piece
-        return piece
-
     def _finish(self, req: EngineRequest, reason: str, free_slot: bool = True) -> None:
         if req.decoder is not None:
             tail = req.decoder.decode(b"", final=True)
             if tail:
                 req.emit(TextChunk(tail))
+        cached = req.cached
+        if req.paid_prefix and req.prefix is not None:
+            cached = max(0, cached - len(req.prefix.tokens))
         usage = Usage(
-            prompt_tokens=len(req.tokens), completion_tokens=req.produced, cached_tokens=req.cached
+            prompt_tokens=len(req.tokens), completion_tokens=req.produced, cached_tokens=cached
         )
         req.emit(
             Completion(

@@ -1,4 +1,5 @@
-"""The llama.cpp sampler chain of one request: schema mask, grammar, then greedy or random."""
+"""The llama.cpp sampler chain of one request (schema mask, grammar, then greedy or random),
+and the bytes each sampled token stands for."""
 
 from __future__ import annotations
 
@@ -45,3 +46,27 @@ def _mask_applier(masked: Any) -> Callable[[Any], None]:
         masked.apply_to(logits)
 
     return apply
+
+
+class TokenPieces:
+    """The bytes of each token, cached: the same few thousand tokens come up again."""
+
+    def __init__(self, vocab: Any) -> None:
+        self._vocab = vocab
+        self._pieces: dict[int, bytes] = {}
+
+    def __call__(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            import llama_cpp
+
+            size = 64
+            while True:
+                buf = ctypes.create_string_buffer(size)
+                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+                if n >= 0:
+                    piece = buf.raw[:n]
+                    break
+                size = -n
+            self._pieces[token] = piece
+        return piece

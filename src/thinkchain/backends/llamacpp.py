@@ -9,7 +9,10 @@ Why we render prompts and drive decoding ourselves instead of ``create_chat_comp
   (llama.cpp's own JSON grammar is the fallback), and generation stops the moment the JSON
   object is complete;
 * several generations decode together in one batch (``n_parallel``; see llama_engine.py);
-* cancellation takes effect between two tokens.
+* cancellation takes effect between two tokens;
+* the fixed start of every chain's prompt (system prompt and layout, up to the user's turn)
+  is kept in pinned sequences and on disk (prefix_pins.py, prefix_store.py): a new process
+  loads it in milliseconds instead of evaluating it for seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..events import Usage
-from . import schema_mask
+from . import prefix_store, schema_mask
 from .base import (
     BackendError,
     Chunk,
@@ -35,10 +38,18 @@ from .base import (
     Message,
     RequestRejected,
 )
-from .llama_engine import DecodeEngine, EngineRequest
+from .kv_slots import common_prefix
+from .llama_engine import DecodeEngine, EngineRequest, Prefix
 
 DEFAULT_CONTEXT = 8192
 _GGUF_MAGIC = b"GGUF"
+# Pinned prefixes: the page's four (English and Chinese, code steps on and off) and room for
+# two more modes before the least recently used one is replaced (it comes back from disk).
+DEFAULT_PINNED = 6
+# A system prompt shorter than this is evaluated in a blink: not worth a pin or a file.
+MIN_PREFIX_TOKENS = 64
+# Requests that pass a client's own messages through: their system prompts stay off the disk.
+_UNSAVED_PURPOSES = frozenset({"plain"})
 
 
 class ModelLoadError(BackendError):
@@ -74,6 +85,9 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         n_batch: int = 512,
         seed: int = 0,
+        n_pinned: int = DEFAULT_PINNED,
+        prefix_store_dir: str | os.PathLike[str] | None = None,
+        use_mmap: bool = False,
         use_schema_mask: bool = True,
         model_name: str | None = None,
         verbose: bool = False,
@@ -99,7 +113,7 @@ class LlamaCppBackend:
                 n_ctx=64,
                 n_batch=8,
                 n_threads=1,
-                use_mmap=False,
+                use_mmap=use_mmap,
                 verbose=verbose,
             )
         except (ValueError, RuntimeError, OSError) as err:
@@ -117,6 +131,12 @@ class LlamaCppBackend:
         self._masker: schema_mask.TokenMasker | None = None
         self._masker_lock = threading.Lock()
         self._seeds = itertools.count(seed)
+        self._prefixes: dict[str, Prefix | None] = {}
+        self._prefix_lock = threading.Lock()
+        store = None
+        if prefix_store.enabled() and n_pinned > 0:
+            folder = Path(prefix_store_dir) if prefix_store_dir else _default_store_dir()
+            store = prefix_store.PrefixStore(folder, prefix_store.cap_bytes())
         self._engine = DecodeEngine(
             self._llama,
             n_parallel=self.max_parallel,
@@ -125,6 +145,12 @@ class LlamaCppBackend:
             n_threads=threads,
             eog=self._eog,
             name=self.name,
+            n_pinned=max(0, n_pinned),
+            store=store,
+            identity={
+                "model": prefix_store.model_fingerprint(path),
+                "build": prefix_store.llama_build(),
+            },
         )
         # Usage of the last finished generation, for benchmarks.
         self.last_usage: Usage | None = None
@@ -184,6 +210,47 @@ class LlamaCppBackend:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def prepare_prefixes(self, systems: Sequence[str]) -> None:
+        """Have the prompt prefixes of these system prompts resident before the first
+        question: loaded from disk, or evaluated in the background (users go first) and saved.
+        Returns at once."""
+        for system in systems:
+            prefix = self.system_prefix(system)
+            if prefix is not None:
+                self._engine.prepare(prefix)
+
+    def system_prefix(self, system: str) -> Prefix | None:
+        """The tokens every prompt starting with this system message starts with: the chat
+        template's rendering of it, up to where the first user turn's text begins."""
+        with self._prefix_lock:
+            if system in self._prefixes:
+                return self._prefixes[system]
+        a, b = (
+            self._tokenize(
+                self.render([{"role": "system", "content": system}, {"role": "user", "content": q}])
+            )
+            for q in ("A", "B")
+        )
+        n = common_prefix(a, b)
+        prefix = Prefix(tuple(a[:n])) if n >= MIN_PREFIX_TOKENS else None
+        with self._prefix_lock:
+            if len(self._prefixes) >= 64:  # a server passing many clients' prompts through
+                self._prefixes.clear()
+            self._prefixes[system] = prefix
+        return prefix
+
+    def _prefix_of(self, request: GenerationRequest, tokens: list[int]) -> Prefix | None:
+        messages = request.messages
+        if request.purpose in _UNSAVED_PURPOSES or not messages:
+            return None
+        first = messages[0]
+        if first.get("role") != "system" or not first.get("content"):
+            return None
+        prefix = self.system_prefix(first["content"])
+        if prefix is None or len(tokens) <= len(prefix.tokens):
+            return None
+        return prefix if common_prefix(list(prefix.tokens), tokens) == len(prefix.tokens) else None
+
     def _checked(self, item: Any) -> Chunk:
         if isinstance(item, BackendError):
             raise item
@@ -212,6 +279,7 @@ class LlamaCppBackend:
             masked=masked,
             grammar=grammar,
             server=self.name,
+            prefix=self._prefix_of(request, tokens),
         )
 
     def render(self, messages: Sequence[Message]) -> str:
@@ -267,9 +335,19 @@ class LlamaCppBackend:
         return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
 
     @property
+    def prefix_store(self) -> prefix_store.PrefixStore | None:
+        return self._engine.pins.store
+
+    @property
     def engine(self) -> DecodeEngine:
         return self._engine
 
     def close(self) -> None:
         self._engine.close()
         self._llama.close()
+
+
+def _default_store_dir() -> Path:
+    from ..models import cache_dir
+
+    return cache_dir() / "prefix-states"
