@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from typing import Annotated
 
 import typer
@@ -106,6 +107,12 @@ def ask(
             clean_question(question, settings.max_question_chars)
         except InvalidQuestion as err:
             fail(str(err))
+        probe = None
+        if auto and not base_url and not demo:
+            # Whether code steps can be isolated here is probed while the model loads, not
+            # after it, on the way to the first step.
+            probe = threading.Thread(target=auto_tools, kwargs={"embedded": True}, daemon=True)
+            probe.start()
         backend = backend_from_options(
             base_url,
             model,
@@ -116,6 +123,8 @@ def ask(
             connect_timeout=connect_timeout,
             parallel=k if strategy == "sc" else 1,  # sc samples decode side by side
         )
+        if probe is not None:
+            probe.join()
         if auto:
             embedded = not base_url and not demo
             settings = settings.model_copy(update={"tools": auto_tools(embedded=embedded)})

@@ -12,8 +12,9 @@ import typer
 from ..backends.factory import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 from ..history.store import ENV_HISTORY
 from ..models import ENV_MODEL_PATH
+from ..prefixes import prepare_in_background
 from ..settings import DEFAULT_MODE, ENV_MODE, MODES
-from ..ui.backend_choice import ENV_DEMO, PAGE_PARALLEL
+from ..ui.backend_choice import ENV_DEMO, PAGE_PARALLEL, page_tools
 from .common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -68,7 +69,10 @@ def ui(
         # Fetch (once) and load the embedded model now: errors show here, in the terminal,
         # and the page finds the model already in memory (it is kept once per process).
         with clear_errors():
-            backend_from_options(None, model, None, model_path, parallel=PAGE_PARALLEL)
+            backend = backend_from_options(None, model, None, model_path, parallel=PAGE_PARALLEL)
+        # Its prompt prefixes are loaded (or evaluated) in the background before the first
+        # question, while Streamlit starts.
+        prepare_in_background(backend, page_tools)
     try:
         from streamlit.web import cli as streamlit_cli
     except ImportError:

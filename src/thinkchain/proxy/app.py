@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import __version__
 from ..backends.base import Backend
+from ..prefixes import prepare_in_background
 from . import chat, code_steps
 from .catalog import Catalog
 from .errors import ProxyError, bad_request, install_handlers
@@ -97,6 +98,14 @@ def create_app(settings: ProxySettings, *, local_backend: Backend | None = None)
             await state.catalog.models()
         except ProxyError as err:  # the upstream may come up later; requests will ask again
             log.warning("no model list yet: %s", err.message)
+        if state.catalog.local_backend is not None:
+            # The in-process model prepares its prompt prefixes before the first request.
+            tools = settings.tools
+            prepare_in_background(
+                state.catalog.local_backend,
+                lambda: [(), tools] if tools else [()],
+                modes=[settings.chain.mode],
+            )
         yield
         await http.aclose()
 

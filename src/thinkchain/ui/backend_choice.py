@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from .. import models
 from ..backends.base import Backend
 from ..backends.factory import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, BackendConfig, make_backend
+from ..prefixes import prepare_in_background
+from ..settings import auto_tools
 
 ENV_DEMO = "THINKCHAIN_UI_DEMO"  # "1": start on the scripted demo (``thinkchain ui --demo``)
 
@@ -116,7 +118,15 @@ def backend_for(choice: BackendChoice) -> Backend:
         if backend is None:
             backend = make_backend(config)
             _backends[config] = backend
+            # An embedded model loads (or evaluates) its prompt prefixes in the background.
+            prepare_in_background(backend, page_tools)
         return backend
+
+
+def page_tools() -> list[tuple[str, ...]]:
+    """The tools settings whose prefixes the page prepares: as the sidebar starts, then not."""
+    start = auto_tools(embedded=True)
+    return [start, () if start else ("python",)]
 
 
 def is_loaded(choice: BackendChoice) -> bool:
