@@ -29,6 +29,7 @@ from .backends.base import (
     TextChunk,
     TransportError,
 )
+from .background import opening_messages, posed_question
 from .events import (
     AnswerDelta,
     AnswerDone,
@@ -137,6 +138,15 @@ class ModelCalls:
         return min(1.0, temperature + TEMPERATURE_BUMP)
 
     # -- context ----------------------------------------------------------------------------
+
+    def opening(self, system: str, question: str, lang: str) -> list[Message]:
+        """The messages every shape starts from: its system prompt and the question, after
+        the earlier turns of the conversation shown as background (background.py)."""
+        return opening_messages(system, self.context, question, lang)
+
+    def posed_question(self, question: str, lang: str) -> str:
+        """The question with the earlier turns before it, as the opening asks it."""
+        return posed_question(self.context, question, lang)
 
     def check_fits(self, messages: list[Message]) -> None:
         """Stops the chain before anything is generated if the question cannot fit."""

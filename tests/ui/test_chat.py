@@ -12,6 +12,7 @@ import pytest
 
 from thinkchain import chain as chain_module
 from thinkchain import events as ev
+from thinkchain.background import posed_question
 from thinkchain.backends.scripted import ScriptedBackend, step_json
 from thinkchain.history import ChainRecorder, HistoryStore
 from thinkchain.settings import ChainSettings
@@ -31,8 +32,9 @@ def answering_backend() -> ScriptedBackend:
 
     def reply(request):  # type: ignore[no-untyped-def]
         contents = [m["content"] for m in request.messages]
-        at = max(i for i, text in enumerate(contents) if text in (FIRST, SECOND, THIRD))
-        question = contents[at]
+        # The question is the end of the one user message (earlier turns come before it).
+        at = max(i for i, text in enumerate(contents) if text.endswith((FIRST, SECOND, THIRD)))
+        question = next(q for q in (FIRST, SECOND, THIRD) if contents[at].endswith(q))
         if request.purpose == "answer":
             return f"Answer to: {question}"
         if request.purpose == "direct":
@@ -45,12 +47,21 @@ def answering_backend() -> ScriptedBackend:
 
 
 def chain_requests(backend: ScriptedBackend, question: str) -> list[list[dict[str, str]]]:
-    """The messages of each step request made for ``question`` (system prompt left out)."""
+    """The messages of each first step request made for ``question`` (system prompt left out)."""
     return [
         [m for m in r.messages if m["role"] != "system"]
         for r in backend.requests
-        if r.purpose == "step" and r.messages[-1]["content"] == question
+        if r.purpose == "step" and r.messages[-1]["content"].endswith(question)
     ]
+
+
+def as_asked(*turns: str) -> list[dict[str, str]]:
+    """The one user message a question is asked with: ``turns`` are the earlier questions and
+    their answers, in order, then the question (earlier turns as background: background.py)."""
+    *earlier, question = turns
+    roles = ("user", "assistant")
+    context = [{"role": roles[i % 2], "content": text} for i, text in enumerate(earlier)]
+    return [{"role": "user", "content": posed_question(context, question, "en")}]
 
 
 def test_a_follow_up_sees_the_earlier_questions_and_answers(open_page, history_path):
@@ -67,11 +78,7 @@ def test_a_follow_up_sees_the_earlier_questions_and_answers(open_page, history_p
     assert len(page.thoughts()) == 2 and all(t.endswith(" · 3 steps") for t in page.thoughts())
     # The follow-up was asked after the first question and its answer, not its steps.
     [sent] = chain_requests(backend, SECOND)
-    assert sent == [
-        {"role": "user", "content": FIRST},
-        {"role": "assistant", "content": f"Answer to: {FIRST}"},
-        {"role": "user", "content": SECOND},
-    ]
+    assert sent == as_asked(FIRST, f"Answer to: {FIRST}", SECOND)
     [direct] = [r for r in backend.requests if r.purpose == "direct"]
     assert [m for m in direct.messages if m["role"] != "system"] == sent
     # The history keeps one conversation of two turns.
@@ -101,13 +108,7 @@ def test_a_conversation_reopened_from_the_history_shows_every_turn_and_continues
 
     page.ask(THIRD).wait_until_done()
     [sent] = chain_requests(backend, THIRD)
-    assert [m["content"] for m in sent] == [
-        FIRST,
-        f"Answer to: {FIRST}",
-        SECOND,
-        f"Answer to: {SECOND}",
-        THIRD,
-    ]
+    assert sent == as_asked(FIRST, f"Answer to: {FIRST}", SECOND, f"Answer to: {SECOND}", THIRD)
     assert page.messages() == ["user", "assistant"] * 3
     with HistoryStore(history_path) as store:
         [conversation] = store.conversations()
@@ -246,7 +247,7 @@ def test_a_history_from_before_conversations_opens_and_its_chains_continue(open_
     page.ask(THIRD).wait_until_done()
 
     [sent] = chain_requests(backend, THIRD)
-    assert [m["content"] for m in sent] == [FIRST, f"Answer to: {FIRST}", THIRD]
+    assert sent == as_asked(FIRST, f"Answer to: {FIRST}", THIRD)
     with HistoryStore(history_path) as store:
         assert [[t.question for t in c.turns] for c in store.conversations()] == [
             [FIRST, THIRD],

@@ -482,14 +482,6 @@ def test_async_stream_yields_typed_events():
     assert "AnswerDone" in names
 
 
-def test_context_messages_sit_between_system_prompt_and_question():
-    backend = ScriptedBackend([*steps(3), "4"])
-    chain = Chain(backend, ITERATIVE)
-    context = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
-    chain.run("And 2+2?", context=context)
-    assert backend.requests[0].messages[1:] == [*context, {"role": "user", "content": "And 2+2?"}]
-
-
 def test_backend_bug_becomes_a_failure_event_not_an_exception():
     def explode(request):
         raise ZeroDivisionError("oops")

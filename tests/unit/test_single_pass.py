@@ -243,7 +243,7 @@ def test_repeats_that_keep_coming_end_the_reasoning():
 
 
 def test_text_without_any_heading_is_one_untitled_step():
-    _, _, result = run(["I think it is 3 because of r, r, r.", "3"])
+    _, _, result = run(["I think it is 3 because of r, r, r.", "3"], min_steps=1)
     assert len(result.steps) == 1 and result.steps[0].title == "Step 1"
     assert result.answer.text == "3"
 

@@ -60,11 +60,7 @@ class Iterative:
         system = prompt(lang, self.format.system_prompt)
         if self.code is not None:
             system += "\n\n" + self.code.instructions
-        self.messages: list[Message] = [
-            {"role": "system", "content": system},
-            *calls.context,
-            {"role": "user", "content": question},
-        ]
+        self.messages: list[Message] = calls.opening(system, question, lang)
 
     async def run(self) -> None:
         calls, s, result = self.calls, self.settings, self.calls.result

@@ -15,11 +15,7 @@ from ..prompts import prompt
 async def run_single_call(calls: ModelCalls, question: str, lang: str) -> None:
     mode = calls.settings.mode
     system = "direct_system" if mode == "direct" else "cot_system"
-    messages: list[Message] = [
-        {"role": "system", "content": prompt(lang, system)},
-        *calls.context,
-        {"role": "user", "content": question},
-    ]
+    messages: list[Message] = calls.opening(prompt(lang, system), question, lang)
     calls.check_fits(messages)
     calls.emit(ChainStarted(question, lang, calls.backend.model, calls.result.mode))
     await calls.answer(messages, lang, ask_for_answer=False, purpose=mode)

@@ -81,11 +81,7 @@ class SinglePass:
         system = prompt(
             lang, "single_pass_system" if self.code is None else "single_pass_code_system"
         )
-        self.base: list[Message] = [
-            {"role": "system", "content": system},
-            *calls.context,
-            {"role": "user", "content": question},
-        ]
+        self.base: list[Message] = calls.opening(system, question, lang)
         self.transcript = ""  # raw text of every finished step, as the model wrote it
         self.open: _OpenStep | None = None
         self.splitter = StepSplitter()
@@ -133,7 +129,9 @@ class SinglePass:
         calls.check_fits(self.base)
         calls.emit(ChainStarted(result.question, self.lang, calls.backend.model, result.mode))
         follow_up: str | None = None
-        early_answers = 0  # answers held back for min_steps; bounded so the loop ends
+        # Replies in a row that stopped before min_steps without adding a step; bounded so the
+        # loop ends (a reply that adds steps brings the minimum closer).
+        early_answers = 0
         runaways = 0  # replies cut for a step that repeated, degenerated or ran too long
         while True:
             self._reset_stream_state()
@@ -155,6 +153,10 @@ class SinglePass:
                     for piece in self.splitter.finish():
                         self._handle(piece)
                     self._close_open()  # the reply ended inside a step: that step is complete
+                    if self.answer is None and len(result.steps) < s.min_steps:
+                        # The reply stopped short of min_steps without an answer: held to
+                        # the minimum exactly as an early answer is.
+                        self.stop_reason = "too_early"
             except EndStream as end:
                 self.stop_reason = end.reason
             except Degenerated as bad:
@@ -170,6 +172,8 @@ class SinglePass:
                 if self._drop_runaway(runaways):
                     continue
                 break
+            if self.stop_reason == "too_early" and len(result.steps) > first_step:
+                early_answers = 0  # the reply added steps: progress, never a reason to give up
             if self.stop_reason == "too_early" and early_answers < s.max_attempts:
                 early_answers += 1
                 # The model answered before min_steps: its answer is held back; ask it to check.

@@ -68,7 +68,7 @@ async def verify(calls: ModelCalls) -> None:
         {
             "role": "user",
             "content": prompt(lang, "verify_user").format(
-                question=result.question, answer=original.text
+                question=calls.posed_question(result.question, lang), answer=original.text
             ),
         },
     ]
