@@ -65,3 +65,25 @@ def code_failure_detail(status: str, lang: str) -> str:
 def step_heading(index: int, title: str, lang: str) -> str:
     """The heading "Step 3: Title" in ``lang``; with an empty title, what goes before one."""
     return label(lang, "step_heading", index=index, title=title)
+
+
+def has_own_title(index: int, title: str) -> bool:
+    """Whether a step's title is its own, not empty and not the "Step 3" a step without a
+    title is given (in either language: a history may hold both)."""
+    title = title.strip()
+    return bool(title) and all(title != label(lang, "untitled_step", index=index) for lang in LANGS)
+
+
+def may_be_untitled(index: int, title_so_far: str) -> bool:
+    """Whether a title still streaming could turn out to be only "Step 3": a heading that
+    shows it waits until it cannot."""
+    title = title_so_far.strip()
+    return any(label(lang, "untitled_step", index=index).startswith(title) for lang in LANGS)
+
+
+def finished_step_heading(index: int, title: str, lang: str) -> str:
+    """The heading of a finished step: "Step 3: Title", or "Step 3" alone for a step without
+    a title of its own (never "Step 3: Step 3")."""
+    if has_own_title(index, title):
+        return step_heading(index, title, lang)
+    return label(lang, "untitled_step", index=index)

@@ -30,9 +30,10 @@ def counted(body: dict[str, Any]) -> FakeReply:
 
 
 EXPECTED_REASONING = (
-    "**Step 1: Step 1**\nThought number 1.\n\n"
-    "**Step 2: Step 2**\nThought number 2.\n\n"
-    "**Step 3: Step 3**\nThought number 3."
+    # The fake model titles its steps "Step N": one heading each, never "Step 1: Step 1".
+    "**Step 1**\nThought number 1.\n\n"
+    "**Step 2**\nThought number 2.\n\n"
+    "**Step 3**\nThought number 3."
 )
 
 
@@ -93,8 +94,14 @@ def test_the_question_is_the_last_user_message_and_earlier_messages_are_context(
     ]
     client(proxy.url).chat.completions.create(model=VARIANT, messages=messages)  # type: ignore[arg-type]
     sent = fake.chat_requests()[0]["messages"]
-    assert sent[1:] == messages  # after the chain's own system prompt, in order
     assert sent[0]["role"] == "system" and "step" in sent[0]["content"].lower()
+    # The client's instructions stay instructions; the earlier turns are background inside
+    # the one question message, asked as a first question is (no earlier reply to imitate).
+    assert sent[1] == messages[0]
+    assert [m["role"] for m in sent] == ["system", "system", "user"]
+    asked = sent[2]["content"]
+    assert "My name is Ada." in asked and "Hello Ada." in asked
+    assert asked.endswith("What is my name?")
 
 
 def test_sync_stream_reasoning_then_answer_then_usage_then_done(
@@ -233,7 +240,7 @@ def test_self_consistency_streams_each_sample_and_the_vote(
         trace = chunk.model_extra.get("thinkchain") or trace  # type: ignore[union-attr]
     assert content == "The answer is 42."
     assert reasoning.count("answered 42") >= 2  # early stop may spare the third sample
-    assert "Vote: 42" in reasoning and "**Step 1: Step 1**" in reasoning
+    assert "Vote: 42" in reasoning and "**Step 1**\nReasoning 1." in reasoning
     assert trace is not None and trace["strategy"] == "sc" and trace["vote"]["winner"] == "42"
 
 

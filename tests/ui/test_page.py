@@ -363,7 +363,7 @@ def test_self_consistency_shows_each_chain_the_vote_and_the_winner(open_page, hi
     vote = next(c for c in page.captions() if c.startswith("Vote of 4 chains"))
     assert "3 × 3" in vote and "2 × 1" in vote
     # The winning chain is shown in full, with its answer; the history keeps it.
-    assert page.step_labels() == ["Step 1: Step 1", "Step 2: Step 2", "Step 3: Step 3"]
+    assert page.step_labels() == ["Step 1", "Step 2", "Step 3"]  # titled "Step N": one heading
     assert "**3**" in texts
     store = HistoryStore(history_path)
     (listed,) = store.list()

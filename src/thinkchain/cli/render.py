@@ -30,7 +30,7 @@ from ..events import (
     StepDone,
     StepStarted,
 )
-from ..labels import step_heading
+from ..labels import finished_step_heading, may_be_untitled, step_heading
 
 
 def _control_free(text: str) -> str:
@@ -63,6 +63,8 @@ class TerminalView:
         self._streamed_answer = False
         self._lang = "en"  # the chain's language, for the step headings
         self._line_open = False  # the last text printed did not end with a newline
+        self._pending_heading: int | None = None  # a step started, its heading not printed yet
+        self._held_title = ""  # its title so far, while that could still be just "Step N"
 
     def _raw(self, text: str, style: str | None = None) -> None:
         if text:
@@ -70,8 +72,34 @@ class TerminalView:
         self.console.print(Text(_control_free(text), style=style or ""), end="", soft_wrap=True)
 
     def _heading(self, index: int) -> None:
+        """The step's heading waits for its first text: "Step 3: Title" once the title is known
+        to be the step's own, the bare "Step 3" for a step without one."""
+        self._pending_heading = index
+        self._held_title = ""
+
+    def _title(self, text: str) -> None:
+        index = self._pending_heading
+        if index is None:
+            self._raw(text, "bold")
+            return
+        self._held_title += text
+        if may_be_untitled(index, self._held_title):
+            return  # "Step 1" so far: not a title of its own yet
+        self._pending_heading = None
         self._raw(step_heading(index, "", self._lang), "bold cyan")
+        self._raw(self._held_title.lstrip(), "bold")
         self._in_title = True
+
+    def _content(self, text: str) -> None:
+        index = self._pending_heading
+        if index is not None:
+            self._pending_heading = None
+            self._raw(finished_step_heading(index, self._held_title, self._lang), "bold cyan")
+            self._raw("\n")
+        elif self._in_title:
+            self._raw("\n")
+        self._in_title = False
+        self._raw(text)
 
     def handle(self, event: ChainEvent) -> None:
         if isinstance(event, ChainStarted):
@@ -84,12 +112,9 @@ class TerminalView:
             if not self.show_steps:
                 return
             if event.field == "title":
-                self._raw(event.text, "bold")
+                self._title(event.text)
             else:
-                if self._in_title:
-                    self._raw("\n")
-                    self._in_title = False
-                self._raw(event.text)
+                self._content(event.text)
         elif isinstance(event, Retry):
             if self.show_steps or event.target == "answer":
                 self._raw(f"\n  ↻ attempt {event.attempt} discarded: {event.reason}\n", "yellow")
@@ -109,6 +134,12 @@ class TerminalView:
         elif isinstance(event, StepDone):
             if self.show_steps:
                 step = event.step
+                if self._pending_heading is not None:  # a step that streamed no text
+                    self._pending_heading = None
+                    self._raw(
+                        finished_step_heading(step.index, step.title, self._lang), "bold cyan"
+                    )
+                    self._raw("\n" + step.content)
                 self._in_title = False
                 notes = f" · {'; '.join(step.notes)}" if step.notes else ""
                 self._raw(

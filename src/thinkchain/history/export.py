@@ -7,7 +7,7 @@ import json
 import time
 
 from ..events import CodeRun
-from ..labels import code_failure_detail, step_heading
+from ..labels import code_failure_detail, finished_step_heading
 from ..text import fenced
 from .conversation import Conversation
 from .record import COMPLETED, ChainRecord
@@ -104,7 +104,12 @@ def to_markdown(record: ChainRecord, lang: str = "en", *, number: int | None = N
         f"*{' · '.join(m for m in meta if m)}*",
     ]
     for step in record.steps:
-        out += ["", f"## {step_heading(step.index, step.title, lang)}", "", step.content.strip()]
+        out += [
+            "",
+            f"## {finished_step_heading(step.index, step.title, lang)}",
+            "",
+            step.content.strip(),
+        ]
         for run in step.runs:
             out += code_run_markdown(run, lang)
         out.append("")

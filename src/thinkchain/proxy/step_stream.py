@@ -11,8 +11,9 @@ output goes right after the code, and the model may write on before the code run
 from __future__ import annotations
 
 from ..events import CodeRun, Step
+from ..labels import has_own_title, may_be_untitled
 from ..shapes.code import code_block_end
-from .step_text import heading_end, heading_start, output_block, step_text
+from .step_text import heading_end, heading_start, output_block, step_text, untitled_heading
 
 
 class Trimmed:
@@ -48,6 +49,7 @@ class StepStream:
         self.text = ""  # the step's text written so far, heading included
         self.field: str | None = None
         self.title = Trimmed()
+        self.headed = False  # the heading is written (it waits while the title may be "Step N")
         self.content = Trimmed()
         self.resume = 0  # where in the content the next Python block is looked for
 
@@ -66,22 +68,31 @@ class StepStream:
         return None if end is None else self.resume + end
 
     def delta(self, field: str, text: str) -> str:
-        out = ""
-        if self.field is None:
-            out = heading_start(self.index, self.lang)
-            if field == "content":
-                out += heading_end()
-        elif self.field == "title" and field == "content":
-            out = heading_end()
-        elif self.field == "content" and field == "title":
-            return ""  # a title written after the content: the heading is already out
-        self.field = field
         if field == "title":
-            out += self.title.feed(text)
-        else:
-            self.content.raw += text
-            out += self.content.take(self._content_limit())
+            if self.field == "content":
+                return ""  # a title written after the content: the heading is already out
+            self.field = "title"
+            self.title.raw += text
+            if not self.headed:
+                if may_be_untitled(self.index, self.title.whole):
+                    return ""  # "Step 1" so far: the heading waits until the title is known
+                self.headed = True
+                return self._write(heading_start(self.index, self.lang) + self.title.take())
+            return self._write(self.title.take())
+        out = self._open_heading() if self.field != "content" else ""
+        self.field = "content"
+        self.content.raw += text
+        out += self.content.take(self._content_limit())
         return self._write(out)
+
+    def _open_heading(self) -> str:
+        """The heading, once the content starts: with the step's own title, or "Step N"."""
+        if self.headed:
+            return heading_end()
+        self.headed = True
+        if has_own_title(self.index, self.title.whole):
+            return heading_start(self.index, self.lang) + self.title.take() + heading_end()
+        return untitled_heading(self.index, self.lang)
 
     def output(self, run: CodeRun) -> str:
         """The run's output right after its code, then the content that waited for it."""

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from ..events import CodeRun, Step
-from ..labels import step_heading
+from ..labels import has_own_title, label, step_heading
 from ..text import fenced
 
 _BACKTICKS = re.compile(r"`+")
@@ -24,6 +24,11 @@ def heading_start(index: int, lang: str) -> str:
 
 def heading_end() -> str:
     return "**\n"
+
+
+def untitled_heading(index: int, lang: str) -> str:
+    """The heading of a step without a title of its own: "**Step 3**", never "Step 3: Step 3"."""
+    return "**" + label(lang, "untitled_step", index=index) + heading_end()
 
 
 def output_block(run: CodeRun, before: str) -> str:
@@ -47,7 +52,10 @@ def _code_end(content: str, run: CodeRun, start: int) -> int | None:
 
 
 def step_text(step: Step, lang: str) -> str:
-    text = heading_start(step.index, lang) + step.title + heading_end()
+    if has_own_title(step.index, step.title):
+        text = heading_start(step.index, lang) + step.title + heading_end()
+    else:
+        text = untitled_heading(step.index, lang)
     content, start = step.content, 0
     for run in step.runs:
         end = _code_end(content, run, start)

@@ -12,6 +12,7 @@ import streamlit as st
 
 from ..events import CodeRun, Step
 from ..history.export import format_seconds
+from ..labels import has_own_title
 from ..text import fenced
 from .live import Notice, PartialStep
 from .markdown import code_segments, safe_label, safe_markdown
@@ -23,7 +24,11 @@ CURSOR = " ▌"  # the end of text still being written
 
 def step(item: Step, t: Translate) -> None:
     with st.container(border=True):
-        st.markdown(f"**{t('step_heading', index=item.index, title=safe_label(item.title))}**")
+        if has_own_title(item.index, item.title):
+            heading = t("step_heading", index=item.index, title=safe_label(item.title))
+        else:
+            heading = t("step_untitled", index=item.index)
+        st.markdown(f"**{heading}**")
         body(item.content, item.runs, None, t)
         meta = t(
             "step_meta", seconds=format_seconds(item.seconds), tokens=item.usage.completion_tokens
@@ -36,7 +41,7 @@ def step(item: Step, t: Translate) -> None:
 
 
 def partial_step(current: PartialStep, t: Translate) -> None:
-    if current.title.strip():
+    if has_own_title(current.index, current.title):
         heading = t("step_heading", index=current.index, title=safe_label(current.title) + " …")
     else:
         heading = t("step_untitled", index=current.index) + " …"
