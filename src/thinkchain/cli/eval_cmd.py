@@ -69,8 +69,10 @@ def evaluate(
         str,
         typer.Option(
             "--dataset",
-            help="A JSONL file of {id, question, answer}; `letters` or `letters:LEVEL` "
-            "(generated letter counting); `gsm8k` (Hugging Face `datasets`, online).",
+            help="A JSONL file of {id, question, answer[, before]}; `letters` or "
+            "`letters:LEVEL` (generated letter counting); `followups` or `followups:standalone` "
+            "(follow-up questions after a first one, or standing alone); `gsm8k` (Hugging Face "
+            "`datasets`, online).",
         ),
     ],
     modes: Annotated[

@@ -1,8 +1,10 @@
 """Where evaluation items come from: a JSONL file, the letters generator, or GSM8K online.
 
-``--dataset`` takes a path (``{"id", "question", "answer"}`` per line), ``letters`` (every
-level) or ``letters:LEVEL``, or ``gsm8k`` / ``gsm8k:train`` through the Hugging Face
-``datasets`` library.  Every failure a user can cause is a :class:`DatasetError` with one
+``--dataset`` takes a path (``{"id", "question", "answer"}`` per line, optionally ``"before"``:
+the questions asked first in the same conversation), ``letters`` (every level) or
+``letters:LEVEL``, ``followups`` (follow-up questions after a first one) or
+``followups:standalone``, or ``gsm8k`` / ``gsm8k:train`` through the Hugging Face ``datasets``
+library.  Every failure a user can cause is a :class:`DatasetError` with one
 sentence that says what to do.
 """
 
@@ -12,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import letters
+from . import followups, letters
 from .items import Item
 
 
@@ -39,12 +41,19 @@ def load_dataset(spec: str, *, n: int | None = None, seed: int = 0) -> Dataset:
         except ValueError as err:
             raise DatasetError(str(err)) from None
         return Dataset(f"letters-{option}" if option else "letters", spec, items)
+    if kind == "followups" and not Path(spec).exists():
+        try:
+            items = followups.items(option or "conversation", n)
+        except ValueError as err:
+            raise DatasetError(str(err)) from None
+        return Dataset(f"followups-{option}" if option else "followups", spec, items)
     if kind == "gsm8k" and not Path(spec).exists():
         return Dataset(f"gsm8k-{option or 'test'}", spec, load_gsm8k(option or "test", n))
     path = Path(spec).expanduser()
     if not path.is_file():
         raise DatasetError(
-            f"no such dataset: {spec} (give a .jsonl file, `letters`, `letters:LEVEL` or `gsm8k`)"
+            f"no such dataset: {spec} "
+            "(give a .jsonl file, `letters`, `letters:LEVEL`, `followups` or `gsm8k`)"
         )
     return Dataset(path.stem, spec, read_jsonl(path, n))
 
@@ -77,8 +86,17 @@ def read_jsonl(path: Path, n: int | None = None) -> list[Item]:
             # Results are matched to items by id: two items with one id would share a result.
             raise DatasetError(f"{where}: the id {item_id!r} was used before")
         seen.add(item_id)
+        before = row.get("before") or []
+        if not isinstance(before, list) or not all(isinstance(q, str) and q for q in before):
+            raise DatasetError(f"{where}: before must be a list of earlier questions")
         items.append(
-            Item(item_id, str(row["question"]), str(row["answer"]), row.get("level") or None)
+            Item(
+                item_id,
+                str(row["question"]),
+                str(row["answer"]),
+                row.get("level") or None,
+                before=tuple(before),
+            )
         )
         if n is not None and len(items) >= n:
             break

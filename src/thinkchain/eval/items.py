@@ -11,3 +11,6 @@ class Item:
     question: str
     answer: str  # the reference answer as the dataset gives it
     level: str | None = None  # a difficulty level, when the dataset has them
+    # Questions asked first, in the same conversation: the item is a follow-up to them, and
+    # the model's own answers to them are the turns before it.
+    before: tuple[str, ...] = ()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 from ..answers import expected_kind, extract_answer_for, normalise_gold, same_answer
-from ..backends.base import Backend
+from ..backends.base import Backend, Message
 from ..chain import Chain
 from ..events import ChainError, Step, Usage
 from ..settings import ChainSettings
@@ -55,12 +56,15 @@ class _Outcome:
 async def solve(backend: Backend, config: SolveConfig, mode: EvalMode, item: Item) -> Record:
     """Run ``item`` in ``mode``; a failed chain is an incorrect record with its error kind."""
     gold = normalise_gold(item.answer)
+    context, earlier = await _earlier_turns(backend, config, mode, item)
     started_at = time.time()
     started = perf_counter()
     if mode.strategy == "sc":
-        outcome = await _self_consistency(backend, config, mode, item.question, gold)
+        outcome = await _self_consistency(backend, config, mode, item.question, gold, context)
     else:
-        outcome = await _chain(backend, config, mode, item.question, gold)
+        outcome = await _chain(backend, config, mode, item.question, gold, context)
+    if earlier:
+        outcome.extra["before"] = earlier
     return Record(
         id=item.id,
         mode=mode.name,
@@ -81,10 +85,37 @@ async def solve(backend: Backend, config: SolveConfig, mode: EvalMode, item: Ite
     )
 
 
+async def _earlier_turns(
+    backend: Backend, config: SolveConfig, mode: EvalMode, item: Item
+) -> tuple[list[Message], list[dict[str, Any]]]:
+    """A follow-up's conversation: each earlier question asked by one chain of the mode's
+    settings, its answer the turn before the next.  Only the follow-up is timed and scored;
+    what came before is kept in the row.  A turn without an answer leaves none, as on the
+    page."""
+    context: list[Message] = []
+    earlier: list[dict[str, Any]] = []
+    chain = Chain(backend, mode.settings(config.settings))
+    for question in item.before:
+        result = await chain.arun(question, context=context)
+        answer = result.answer.text if result.answer else None
+        earlier.append({"question": question, "answer": answer, "steps": len(result.steps)})
+        if answer is not None:
+            context += [
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": answer},
+            ]
+    return context, earlier
+
+
 async def _chain(
-    backend: Backend, config: SolveConfig, mode: EvalMode, question: str, gold: str | None
+    backend: Backend,
+    config: SolveConfig,
+    mode: EvalMode,
+    question: str,
+    gold: str | None,
+    context: Sequence[Message] = (),
 ) -> _Outcome:
-    result = await Chain(backend, mode.settings(config.settings)).arun(question)
+    result = await Chain(backend, mode.settings(config.settings)).arun(question, context=context)
     answer = result.answer.text if result.answer else None
     # With +verify the chain's last step is the check, and `answer` is the answer it left.
     extra: dict[str, Any] = {"revised": result.revised} if mode.verify else {}
@@ -102,7 +133,12 @@ async def _chain(
 
 
 async def _self_consistency(
-    backend: Backend, config: SolveConfig, mode: EvalMode, question: str, gold: str | None
+    backend: Backend,
+    config: SolveConfig,
+    mode: EvalMode,
+    question: str,
+    gold: str | None,
+    context: Sequence[Message] = (),
 ) -> _Outcome:
     strategy = SelfConsistency(
         backend,
@@ -113,7 +149,7 @@ async def _self_consistency(
         agree_n=config.agree_n,
         expect=expected_kind(gold),
     )
-    outcome = await strategy.arun(question)
+    outcome = await strategy.arun(question, context=context)
     extra: dict[str, Any] = {
         "votes": outcome.vote.counts,
         "samples": len(outcome.samples),
