@@ -253,10 +253,11 @@ def make_hook(readable: tuple[str, ...], writable: tuple[str, ...]) -> Callable[
             ours = _getattr(args[0], "__code__", None) in _own
             if args[1] == "__code__" or (args[1] in _frozen and ours):
                 raise _denied(f"sandbox: replacing a function's {args[1]} is refused")
-        if event == "cpython._PySys_ClearAuditHooks":
-            # The interpreter is finishing and would go on without hooks (running __del__
-            # and finalizers of the code's objects); the bootstrap never ends this way, so
-            # the code tampered with its ending: stop here, before the hooks are gone.
+        if event in ("cpython.PyInterpreterState_Clear", "cpython._PySys_ClearAuditHooks"):
+            # The interpreter is finishing: next it drops its audit hooks, then destroys
+            # objects the code left (a codec search function's defaults, sys's dict) whose
+            # __del__ would run unwatched.  The bootstrap never ends this way (it exits at
+            # once), so the code tampered with its ending: stop before the hooks are gone.
             _exit(1)
         for prefixes, sentence in _refused:
             if event.startswith(prefixes):
@@ -357,6 +358,27 @@ def _shown(value: object) -> str:
         return "(a message that could not be shown)"
 
 
+def _out_of_memory(exc: BaseException, scope: dict[str, Any]) -> dict[str, Any]:
+    import gc
+
+    scope.clear()
+    gc.collect()
+    try:
+        error = short_traceback(exc)
+    except MemoryError:
+        error = "MemoryError"
+    return {"status": "memory", "error": error, "exit_code": 1}
+
+
+def _at_memory_limit() -> bool:
+    """Whether the process's peak memory came within a tenth of its address-space limit."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return limit != resource.RLIM_INFINITY and peak >= 0.9 * limit
+
+
 def run_code(code: str) -> dict[str, Any]:
     """Run the code as a notebook cell: a last bare expression's value is printed, and so is
     the value of a last assignment to a name when the code printed nothing else."""
@@ -400,15 +422,13 @@ def run_code(code: str) -> dict[str, Any]:
     except SystemExit as exc:
         return _exit_status(exc.code)
     except MemoryError as exc:
-        import gc
-
-        scope.clear()
-        gc.collect()
-        try:
-            error = short_traceback(exc)
-        except MemoryError:
-            error = "MemoryError"
-        return {"status": "memory", "error": error, "exit_code": 1}
+        return _out_of_memory(exc, scope)
+    except SystemError as exc:
+        if _at_memory_limit():
+            # CPython 3.11 fails a frame it cannot allocate (deep recursion at the address
+            # space limit) with "error return without exception set" instead of MemoryError.
+            return _out_of_memory(exc, scope)
+        return {"status": "error", "error": short_traceback(exc), "exit_code": 1}
     except BaseException as exc:
         return {"status": "error", "error": short_traceback(exc), "exit_code": 1}
     return {"status": "ok", "error": None, "exit_code": 0}

@@ -40,7 +40,7 @@ def _report(raw: bytes) -> dict[str, Any] | None:
     """
     try:
         data = json.loads(raw.decode("utf-8").strip().splitlines()[0])
-    except Exception:
+    except Exception:  # whatever the bytes are, this must not raise
         return None
     if not isinstance(data, dict) or data.get("status") not in REPORTED:
         return None
