@@ -21,6 +21,7 @@ import functools
 import os
 import secrets
 import signal
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -105,11 +106,36 @@ def available() -> tuple[Hierarchy | None, str]:
     try:
         hierarchy = _find()
         _sweep_stale(hierarchy)
-        trial = RunCgroup.make(hierarchy, 64 * 1024 * 1024)
-        trial.remove()
-    except (OSError, ValueError, IndexError, KeyError) as exc:
+        _try_joining(hierarchy)
+    except (OSError, ValueError, IndexError, KeyError, subprocess.SubprocessError) as exc:
         return None, f"no memory cgroup can be made here: {exc}"
     return hierarchy, f"cgroup v{hierarchy.version} under {hierarchy.folder}"
+
+
+def _try_joining(hierarchy: Hierarchy) -> None:
+    """Makes a trial cgroup and has a child join it as the bootstrap will, once per process:
+    a machine that lets the host make cgroups but not move a child into one runs without."""
+    from .layout import interpreter
+
+    trial = RunCgroup.make(hierarchy, 64 * 1024 * 1024)
+    try:
+        fd = trial.hand_over()
+        try:
+            join = f"import os; os.write({fd}, b'0'); print(open('/proc/self/cgroup').read())"
+            done = subprocess.run(
+                [interpreter().executable, "-I", "-S", "-c", join],
+                pass_fds=(fd,),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        finally:
+            os.close(fd)
+        if done.returncode != 0 or os.path.basename(trial.folder) not in done.stdout:
+            said = (done.stderr.strip().splitlines() or ["it is not in the cgroup"])[-1]
+            raise OSError(f"a child cannot join one: {said}")
+    finally:
+        trial.remove()
 
 
 def _sweep_stale(hierarchy: Hierarchy) -> None:
