@@ -837,3 +837,26 @@ def test_the_proxy_answers_a_request_whose_code_attacks_the_host(bwrap: str, att
     assert run["status"] in STATUSES
     assert run["error"] is None or len(run["error"]) <= ERROR_CHARS
     assert "\u202e" not in json.dumps(run, ensure_ascii=False)
+
+
+def test_the_sandboxs_first_process_is_out_of_reach(bwrap: str) -> None:
+    """bubblewrap's pid 1 holds the descriptors it was started with: the code can open none
+    of them, nor read its memory, environment or root."""
+    code = (
+        "import os\n"
+        "for path in ('/proc/1/fd', '/proc/1/root', '/proc/1/cwd', '/proc/1/environ',\n"
+        "             '/proc/1/mem', '/proc/1/maps'):\n"
+        "    try:\n"
+        "        if path.endswith('fd'):\n"
+        "            print(path, os.listdir(path))\n"
+        "        elif path.endswith(('root', 'cwd')):\n"
+        "            print(path, os.listdir(path))\n"
+        "        else:\n"
+        "            print(path, len(open(path, 'rb').read()))\n"
+        "    except OSError as exc:\n"
+        "        print(path, 'refused', exc.errno)\n"
+    )
+    result = make_sandbox(bwrap, audit_hook=False).run(code)
+    lines = result.output.splitlines()
+    assert len(lines) == 6, result
+    assert all(line.split()[-2:] == ["refused", "13"] for line in lines), result
