@@ -307,6 +307,12 @@ TAMPERS = {
     "posixpath._joinrealpath = lambda *a: ('/tmp/x', True)\n"
     "genericpath.isdir = lambda p: False",
     "its globals cleared": "hook.__globals__.clear()",
+    "__builtins__ replaced": "boot.__dict__['__builtins__'] = {'print': print}\n"
+    "hook.__globals__['__builtins__'] = {}",
+    "sys.modules poisoned": "fake = type(sys)('posixpath')\n"
+    "fake.realpath = lambda p, **k: '/tmp/x'\n"
+    "for name in ('posixpath', 'os.path', 'genericpath', 'stat', '_stat', 'posix'):\n"
+    "    sys.modules[name] = fake",
     "its helpers' defaults": "for f in gc.get_objects():\n"
     "    if getattr(f, '__name__', '') in ('_inside', '_checked_path', '_realpath'):\n"
     "        try:\n"
