@@ -866,3 +866,49 @@ def test_the_sandboxs_first_process_is_out_of_reach(bwrap: str) -> None:
     lines = result.output.splitlines()
     assert len(lines) == 6, result
     assert all(line.split()[-2:] == ["refused", "13"] for line in lines), result
+
+
+def test_an_abstract_unix_socket_of_the_host_is_out_of_reach(method: str) -> None:
+    """Abstract Unix sockets (D-Bus, X11 use them) belong to a network namespace, not to a
+    folder: the run's own network namespace has none of the host's."""
+    import socket
+    import uuid
+
+    if not layer_holds(method, "network"):
+        pytest.skip("the network namespace does not hold here")
+    name = f"\0thinkchain-sandbox-test-{uuid.uuid4().hex}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(name)
+    server.listen(1)
+    server.settimeout(0.3)
+    try:
+        code = (
+            "import socket\n"
+            "client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+            "try:\n"
+            f"    client.connect({name!r})\n"
+            "    print('CONNECTED')\n"
+            "except OSError as exc:\n"
+            "    print('refused', exc.errno)\n"
+        )
+        result = make_sandbox(method, audit_hook=False).run(code)
+        assert result.output == "refused 111\n", result  # ECONNREFUSED: no such socket here
+        with pytest.raises(TimeoutError):
+            server.accept()
+    finally:
+        server.close()
+
+
+def test_the_code_cannot_reach_its_cgroup(bwrap: str) -> None:
+    """No cgroup filesystem in the mount tree: the code can neither raise its memory limit
+    nor move itself out of its cgroup (and mounting one is refused)."""
+    needs_cgroup()
+    code = (
+        "import os\n"
+        "print(os.path.exists('/sys'), os.path.exists('/sys/fs/cgroup'))\n"
+        "print([line.split(':')[2] for line in open('/proc/self/cgroup') if ':memory:' in line])\n"
+    )
+    result = make_sandbox(bwrap, audit_hook=False).run(code)
+    lines = result.output.splitlines()
+    assert lines[0] == "False False", result
+    assert lines[1].startswith(f"['/{PREFIX}{os.getpid()}-"), result  # inside its own
