@@ -149,14 +149,16 @@ def test_the_outcome_printed_on_stdout_is_only_output(method: str) -> None:
 
 
 def test_the_result_pipe_closed_twice_written_or_held(method: str) -> None:
-    sandbox = make_sandbox(method, wall_seconds=2)
+    sandbox = make_sandbox(method)
     closed = sandbox.run(RESULT_FD + "os.close(fd)\nprint('done')")
     assert (closed.status, closed.output) == ("ok", "done\n")  # judged by the exit status
     twice = sandbox.run(forge(b'{"status": "ok"}\n{"status": "error"}\n', "1/0"))
     assert twice.status == "ok"  # its own lie about its own run, one line, bounded
     moved = sandbox.run(RESULT_FD + "os.dup2(1, fd)\n1/0")
     assert moved.status == "error"  # the outcome went to stdout: the exit status decides
-    held = sandbox.run(forge(b'{"status": "ok"', "import time\ntime.sleep(30)"))
+    held = make_sandbox(method, wall_seconds=1).run(
+        forge(b'{"status": "ok"', "import time\ntime.sleep(30)")
+    )
     assert held.status == "timeout"
     flood = sandbox.run(RESULT_FD + "os.write(fd, b'x' * 10_000_000)\nprint('after')")
     assert flood.status in ("ok", "timeout")  # the host reads past 64 KiB and drops it
@@ -251,7 +253,8 @@ def test_forks_each_under_the_memory_limit_stop_at_the_runs_cgroup(method: str) 
         "held = sum(1 for _ in range(6) if os.wait()[1] == 0)\n"
         "print('held 80 MB to the end:', held)\n"
     )
-    result = make_sandbox(method, audit_hook=False, memory_mb=128, disk_mb=1).run(code)
+    limits = {"memory_mb": 128, "disk_mb": 1, "wall_seconds": 60}
+    result = make_sandbox(method, audit_hook=False, **limits).run(code)
     assert result.status == "memory", result
     assert int(result.output.split()[-1]) < 6  # the kernel killed some: together, too much
 
@@ -260,7 +263,9 @@ def test_files_by_the_hundred_thousand_stop_at_the_runs_cgroup(bwrap: str) -> No
     """Empty files cost no disk_mb, but the kernel keeps about 1 KB per inode."""
     needs_cgroup()
     code = "for i in range(2_000_000):\n    open(str(i), 'w').close()\nprint('made them all')"
-    result = make_sandbox(bwrap, audit_hook=False, memory_mb=64, disk_mb=1, cpu_seconds=5).run(code)
+    # A generous wall limit: on a busy machine the CPU seconds it needs take longer.
+    limits = {"memory_mb": 64, "disk_mb": 1, "cpu_seconds": 5, "wall_seconds": 60}
+    result = make_sandbox(bwrap, audit_hook=False, **limits).run(code)
     assert result.status in ("memory", "error"), result  # OOM-killed, or ENOMEM / ENOSPC
     assert "made them all" not in result.output
 
