@@ -10,6 +10,7 @@ from pathlib import Path
 import psutil
 
 from thinkchain.sandbox import Sandbox, SandboxLimits, isolation_report
+from thinkchain.sandbox.cgroup import PREFIX
 
 NO_BWRAP = (
     "bubblewrap does not run here (apt-get install bubblewrap; it needs root or user "
@@ -37,21 +38,35 @@ RUNS: list[str] = []
 def sandbox_processes() -> list[psutil.Process]:
     """Processes of this session's runs still alive: those started in or working on a run's
     folder (the bubblewrap that started the code runs there; its command line names no host
-    path, so the code cannot read one; the fallback's unshare and interpreter name it) and
-    everything below them."""
+    path, so the code cannot read one; the fallback's unshare and interpreter name it), those
+    in a run's memory cgroup, and everything below them."""
     marker = RUNS[0] + "/"
     found: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(["cmdline"]):
         try:
             if proc.pid == os.getpid():
                 continue
-            if marker in " ".join(proc.info["cmdline"] or []) or _works_in(proc, marker):
+            if (
+                marker in " ".join(proc.info["cmdline"] or [])
+                or _works_in(proc, marker)
+                or _in_a_runs_cgroup(proc.pid)
+            ):
                 found[proc.pid] = proc
                 for child in proc.children(recursive=True):
                     found[child.pid] = child
         except (psutil.Error, TypeError):
             continue
     return [p for p in found.values() if _alive(p)]
+
+
+def _in_a_runs_cgroup(pid: int) -> bool:
+    """In the memory cgroup of one of this process's runs (which the code cannot leave)."""
+    mine = f"/{PREFIX}{os.getpid()}-"
+    try:
+        with open(f"/proc/{pid}/cgroup") as fh:
+            return mine in fh.read()
+    except OSError:
+        return False
 
 
 def _works_in(proc: psutil.Process, marker: str) -> bool:
