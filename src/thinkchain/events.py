@@ -64,6 +64,18 @@ class StepDelta(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CodeWritten(Event):
+    """The step's text now holds a closed Python block that will run: it ends ``end``
+    characters into the step's content as streamed (its deltas joined).  The block runs at
+    once (single-pass, verification) or when the step is finished (iterative shapes)."""
+
+    type: ClassVar[str] = "code_written"
+    index: int
+    code: str
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
 class CodeStarted(Event):
     """The step's Python block is running in the sandbox (the code is already in the content)."""
 
@@ -146,6 +158,7 @@ ChainEvent = (
     ChainStarted
     | StepStarted
     | StepDelta
+    | CodeWritten
     | CodeStarted
     | CodeDone
     | Retry
@@ -177,6 +190,7 @@ __all__ = [
     "CodeDone",
     "CodeRun",
     "CodeStarted",
+    "CodeWritten",
     "CutOutput",
     "ErrorKind",
     "Event",

@@ -88,13 +88,16 @@ class CodeRun:
     error: str | None  # the traceback's last lines, or the limit that stopped it
     seconds: float  # start to result
     truncated: bool = False
+    # Where the block ends in its step's content (just after the closing fence): its output
+    # goes there.  Set by the chain, which found the block; None for a record from before.
+    at: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "code": self.code,
             "output": self.output,
             "status": self.status,
@@ -102,9 +105,13 @@ class CodeRun:
             "seconds": round(self.seconds, 4),
             "truncated": self.truncated,
         }
+        if self.at is not None:
+            data["at"] = self.at
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodeRun:
+        at = data.get("at")
         return cls(
             code=str(data.get("code", "")),
             output=str(data.get("output", "")),
@@ -112,6 +119,7 @@ class CodeRun:
             error=data.get("error"),
             seconds=float(data.get("seconds", 0.0)),
             truncated=bool(data.get("truncated", False)),
+            at=int(at) if isinstance(at, int) else None,
         )
 
 
@@ -146,6 +154,19 @@ class Step:
         if self.runs:  # absent for steps without code, so older records read the same
             data["runs"] = [run.to_dict() for run in self.runs]
         return data
+
+    def stripped(self) -> Step:
+        """The step with its content stripped of surrounding whitespace, its runs' places
+        moved with the text."""
+        content = self.content.strip()
+        lead = len(self.content) - len(self.content.lstrip())
+        runs = tuple(
+            run
+            if run.at is None
+            else dataclasses.replace(run, at=max(0, min(len(content), run.at - lead)))
+            for run in self.runs
+        )
+        return dataclasses.replace(self, content=content, runs=runs)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:

@@ -20,19 +20,42 @@ PYTHON_BLOCK = re.compile(r"```[ \t]*(?:python3?|py)[ \t]*\n(.*?)^[ \t]*```", re
 FEEDBACK_CHARS = 2000
 
 
+def find_block(text: str, start: int = 0) -> tuple[str, int] | None:
+    """The first closed Python block of ``text`` at or after ``start``: its code, and where it
+    ends (just after its closing fence); None when there is none."""
+    found = PYTHON_BLOCK.search(text, start)
+    if found is None or not found.group(1).strip():
+        return None
+    return found.group(1).strip("\n"), found.end()
+
+
 def find_code(text: str) -> str | None:
     """The first closed Python block of a step's text, or None."""
-    found = PYTHON_BLOCK.search(text)
-    if found is None:
-        return None
-    code = found.group(1).strip("\n")
-    return code if code.strip() else None
+    block = find_block(text)
+    return block[0] if block is not None else None
 
 
 def code_block_end(text: str) -> int | None:
     """Where the first closed Python block ends (just after its closing fence), or None."""
-    found = PYTHON_BLOCK.search(text)
-    return found.end() if found is not None and found.group(1).strip() else None
+    block = find_block(text)
+    return block[1] if block is not None else None
+
+
+class BlockWatch:
+    """One step attempt's text as it streams, watched for its first closed Python block: the
+    block the chain will run, announced to consumers as CodeWritten where it closes."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.block: tuple[str, int] | None = None
+
+    def feed(self, delta: str) -> tuple[str, int] | None:
+        """Adds ``delta``; returns the block (code, end) when this delta closed it."""
+        self.text += delta
+        if self.block is not None or "`" not in delta:
+            return None
+        self.block = find_block(self.text)
+        return self.block
 
 
 def as_code_run(result: CodeResult) -> CodeRun:
@@ -73,15 +96,18 @@ class CodeSteps:
         Returns the step with its run attached, and what the model must be told before it
         goes on (None: the step has no code, nothing to tell).
         """
-        code = find_code(step.content)
-        if code is None:
+        # The block after the ones that ran already (a check may write several in one step).
+        after = max((run.at for run in step.runs if run.at is not None), default=0)
+        block = find_block(step.content, after)
+        if block is None:
             return step, None
+        code, end = block
         limit = self.calls.settings.max_code_runs
         if self.runs >= limit:
             return step, prompt(self.lang, "code_spent").format(limit=limit)
         self.runs += 1
         self.calls.emit(CodeStarted(step.index, code))
-        run = as_code_run(await self.sandbox.arun(code))
+        run = replace(as_code_run(await self.sandbox.arun(code)), at=end)
         if run.status == "sandbox_error":
             self.runs = limit  # the sandbox cannot run code here: no later block will run
         self.calls.emit(CodeDone(step.index, run))

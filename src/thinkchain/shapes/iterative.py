@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from time import perf_counter
 
 from ..backends.base import GenerationRequest, Message
-from ..events import ChainStarted, Step, StepDelta, StepDiscarded, StepDone, StepStarted, Usage
+from ..events import (
+    ChainStarted,
+    CodeWritten,
+    Step,
+    StepDelta,
+    StepDiscarded,
+    StepDone,
+    StepStarted,
+    Usage,
+)
 from ..guards import Degenerated, why_repeated
 from ..model_calls import ChainStop, ModelCalls
 from ..prompts import prompt
@@ -25,7 +34,7 @@ from ..steps import (
     StepFormatError,
     TextFieldStream,
 )
-from .code import CodeSteps
+from .code import BlockWatch, CodeSteps
 
 # Text of a rejected reply that is shown back to the model with the error (it is cut beyond).
 ECHO_LIMIT = 1500
@@ -111,10 +120,20 @@ class Iterative:
         notes: list[str] = []
         for attempt in range(1, s.max_attempts + 1):
             fields = fmt.fields()
+            # With code steps on, where the content's block closes is announced as it streams
+            # (it runs once the step is finished).
+            watch = BlockWatch() if self.code is not None else None
 
-            def on_text(delta: str, fields: StepFieldStream | TextFieldStream = fields) -> bool:
+            def on_text(
+                delta: str,
+                fields: StepFieldStream | TextFieldStream = fields,
+                watch: BlockWatch | None = watch,
+            ) -> bool:
                 for name, text in fields.feed(delta):
                     calls.emit(StepDelta(index, name, text))  # type: ignore[arg-type]
+                    block = watch.feed(text) if watch is not None and name == "content" else None
+                    if block is not None:
+                        calls.emit(CodeWritten(index, *block))
                 return fields.complete
 
             request = GenerationRequest(

@@ -34,6 +34,7 @@ from ..events import (
     AnswerDone,
     AnswerStarted,
     ChainStarted,
+    CodeWritten,
     Step,
     StepDelta,
     StepDiscarded,
@@ -47,7 +48,7 @@ from ..model_calls import ModelCalls, RetryTarget
 from ..prompts import prompt
 from ..splitter import Piece, StepSplitter
 from .answer_section import AnswerSection
-from .code import CodeSteps, code_block_end
+from .code import CodeSteps, find_block
 
 TOKENS_PER_STEP_BUDGET = 3  # the one reply may use max_tokens_per_step × this many tokens
 
@@ -269,9 +270,17 @@ class SinglePass:
             assert self.open is not None
             if self.open.ttft is None:
                 self.open.ttft = perf_counter() - self.open.started
-            self.open.content.append(piece.text)
-            calls.emit(StepDelta(self.open.index, "content", piece.text))
-            if self.code is not None and "`" in piece.text:
+            text, block = piece.text, None
+            if self.code is not None and "`" in text:
+                before = "".join(self.open.content)
+                block = find_block(before + text)
+                if block is not None:  # the step ends with its block: nothing after it shows
+                    text = text[: max(0, block[1] - len(before))]
+            if text:
+                self.open.content.append(text)
+                calls.emit(StepDelta(self.open.index, "content", text))
+            if block is not None:
+                calls.emit(CodeWritten(self.open.index, *block))
                 self._end_at_code()
         elif piece.kind == "answer_start":
             self._close_open()
@@ -326,13 +335,9 @@ class SinglePass:
             self.open = None
 
     def _end_at_code(self) -> None:
-        """Ends the step, and the reply, once the step's Python block is closed."""
+        """Ends the step, and the reply, at the step's closed Python block."""
         assert self.open is not None
-        text = "".join(self.open.content)
-        end = code_block_end(text)
-        if end is None:
-            return
-        self.open.content = [text[:end] + "\n"]
+        self.open.content = ["".join(self.open.content) + "\n"]
         self.open.tokens += 1  # the chunk that closed the block
         self._close_open(announce=False)  # the last step now; announced once its code ran
         raise EndStream("code")

@@ -17,6 +17,7 @@ from ..events import (
     AnswerDelta,
     AnswerDone,
     AnswerStarted,
+    CodeWritten,
     FinalAnswer,
     Step,
     StepDelta,
@@ -29,7 +30,7 @@ from ..guards import Degenerated
 from ..labels import label
 from ..model_calls import ChainStop, ModelCalls, RetryTarget
 from ..prompts import prompt
-from .code import CodeSteps, code_block_end
+from .code import CodeSteps, find_block
 
 ANSWER_LINE = re.compile(
     r"^\s*(?:\*\*)?\s*(?:final\s+answer|answer|最终答案|答案)\s*(?:\*\*)?\s*[:：]\s*(.+)$",
@@ -95,7 +96,8 @@ async def verify(calls: ModelCalls) -> None:
             calls.cut_degenerated(index, bad)
             calls.emit(StepDiscarded(index, f"the check failed ({bad.reason}); the answer stands"))
             return
-        end = code_block_end(part) if code is not None else None
+        block = find_block(part) if code is not None else None
+        end = block[1] if block is not None else None
         if end is None:
             step = replace(step, content=step.content + part)
             break
@@ -110,7 +112,8 @@ async def verify(calls: ModelCalls) -> None:
         # The reply after the output goes on in the same step, below the output.
         step = replace(step, content=step.content + "\n\n")
         calls.emit(StepDelta(index, "content", "\n\n"))
-    text = step.content.strip()
+    step = step.stripped()
+    text = step.content
     step = replace(step, content=text or "-", seconds=perf_counter() - started)
     result.steps.append(step)
     calls.emit(StepDone(step))
@@ -150,12 +153,15 @@ async def _check_part(
     def on_text(delta: str) -> bool:
         before = sum(map(len, parts))
         parts.append(delta)
-        end = code_block_end("".join(parts)) if stop_at_code and "`" in delta else None
-        if end is not None:
-            delta = delta[: max(0, end - before)]  # what follows the block is never shown
+        block = find_block("".join(parts)) if stop_at_code and "`" in delta else None
+        if block is not None:
+            delta = delta[: max(0, block[1] - before)]  # what follows the block is never shown
         if delta:
             calls.emit(StepDelta(step.index, "content", delta))
-        return end is not None
+        if block is not None:
+            code, end = block
+            calls.emit(CodeWritten(step.index, code, len(step.content) + end))
+        return block is not None
 
     def restart() -> tuple[RetryTarget, int, GenerationRequest]:
         parts.clear()  # a failed try's text is withdrawn; the block is looked for anew
