@@ -42,8 +42,7 @@ class Launched:
     finished: Finished
     method: Method
     uid: int | None  # the run's own uid, when it dropped to one
-    cgroup: bool = False  # the run had its own memory cgroup
-    oom: bool = False  # ... and the kernel killed a process of it at the cgroup's limit
+    oom: bool = False  # the kernel killed a process of the run at its memory cgroup's limit
 
 
 class SandboxUnavailable(Exception):
@@ -171,7 +170,7 @@ def launch(
             cancel=cancel,
         )
         oom = cgroup is not None and cgroup.oom_killed()
-        return Launched(finished, method, uid, cgroup is not None, oom)
+        return Launched(finished, method, uid, oom)
     finally:
         for fd in opened:
             os.close(fd)
