@@ -5,6 +5,7 @@ Routes:
     GET  /v1/models               each model as itself and as its reasoning variant
     GET  /v1/models/{model}       one of them
     POST /v1/chat/completions     pass-through, reasoning variant, or the local model
+    POST /v1/responses            the Responses API: pass-through, or reasoning variant
     GET  /openapi.json, /docs     the API document (FastAPI's)
 """
 
@@ -27,11 +28,13 @@ from starlette.responses import JSONResponse, Response
 from .. import __version__
 from ..backends.base import Backend
 from ..prefixes import prepare_in_background
-from . import chat, code_steps
+from . import chat, code_steps, reasoning_format, responses
 from .catalog import Catalog
 from .errors import ProxyError, bad_request, install_handlers
 from .limits import BodyLimitMiddleware, ChainSlots, check_bearer
 from .passthrough import Forwarder
+from .response_schemas import ResponseObject, ResponsesRequest
+from .response_store import ResponseStore
 from .schemas import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -68,6 +71,7 @@ class ProxyState:
     catalog: Catalog
     forwarder: Forwarder
     slots: ChainSlots
+    responses: ResponseStore
 
 
 def create_app(settings: ProxySettings, *, local_backend: Backend | None = None) -> FastAPI:
@@ -90,6 +94,7 @@ def create_app(settings: ProxySettings, *, local_backend: Backend | None = None)
         catalog=Catalog(settings, http, local_backend if not settings.upstreams else None),
         forwarder=Forwarder(settings, http),
         slots=ChainSlots(settings.max_concurrent_chains),
+        responses=ResponseStore(settings.max_stored_responses),
     )
 
     @asynccontextmanager
@@ -113,10 +118,13 @@ def create_app(settings: ProxySettings, *, local_backend: Backend | None = None)
         title="thinkchain reasoning proxy",
         version=__version__,
         description=(
-            "OpenAI-compatible chat completions. Every upstream model is served as itself "
-            "(passed through untouched) and as a reasoning variant that thinks in visible "
-            "steps: the steps stream as `reasoning_content` (and, the same text, as "
-            "`reasoning`), the answer as `content`."
+            "OpenAI-compatible chat completions and Responses API. Every upstream model is "
+            "served as itself (passed through untouched) and as a reasoning variant that "
+            "thinks in visible steps. Chat completions carry the steps in `reasoning_content` "
+            "by default (`--reasoning-format`, or per request `thinkchain.reasoning_format`: "
+            "`reasoning`, `think` tags in `content`, or `none`), the answer in `content`; "
+            "responses carry them in a `reasoning` output item's summary, the answer in a "
+            "`message` item."
         ),
         lifespan=lifespan,
     )
@@ -217,8 +225,41 @@ def _api_router(state: ProxyState) -> APIRouter:
             return await chat.plain_completion(request, body, backend)
         plan = code_steps.plan(body, state.settings)
         return await chat.reasoning_completion(
-            request, body, plan, backend, state.slots, state.settings.retry_after_seconds
+            request,
+            body,
+            plan,
+            backend,
+            state.slots,
+            state.settings.retry_after_seconds,
+            reasoning_format.choose(body, state.settings),
         )
+
+    @router.post(
+        "/responses",
+        response_model=ResponseObject,
+        responses={
+            **_ERRORS,
+            200: {
+                "description": "A response, or with `stream: true` a stream of server-sent "
+                "events (`response.created` ... `response.completed`)",
+                "content": {"text/event-stream": {"schema": {}}},
+            },
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/ResponsesRequest"}
+                    }
+                },
+            }
+        },
+        tags=["responses"],
+    )
+    async def create_response(request: Request) -> Response:
+        raw = await request.body()
+        return await responses.create(request, _json_object(raw), raw, state)
 
     return router
 
@@ -248,7 +289,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             routes=app.routes,
         )
         _, defs = models_json_schema(
-            [(ChatCompletionRequest, "validation")],
+            [(ChatCompletionRequest, "validation"), (ResponsesRequest, "validation")],
             ref_template="#/components/schemas/{model}",
         )
         schemas = document.setdefault("components", {}).setdefault("schemas", {})

@@ -32,7 +32,9 @@ from . import reasoning
 from .errors import ProxyError, from_chain_error
 from .limits import ChainSlots
 from .reasoning import Content, Finished, Item, Outcome, Plan
+from .reasoning_format import ChatReasoning
 from .schemas import ChatCompletionRequest
+from .settings import ReasoningFormat
 from .streaming import DONE, SSE_HEADERS, ChunkWriter, ClosingStreamingResponse, unless_disconnected
 
 log = logging.getLogger("thinkchain.proxy")
@@ -42,17 +44,13 @@ def new_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-def reasoning_fields(text: str) -> dict[str, str]:
-    """The reasoning under both names: vLLM renamed reasoning_content, clients read either."""
-    return {"reasoning_content": text, "reasoning": text}
-
-
 def completion_body(
-    model: str, content: str | None, finish_reason: str, usage: dict[str, Any], **extra: Any
+    model: str,
+    message: dict[str, Any],
+    finish_reason: str,
+    usage: dict[str, Any],
+    **extra: Any,
 ) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    if "reasoning_content" in extra:
-        message.update(reasoning_fields(extra.pop("reasoning_content")))
     return {
         "id": new_id(),
         "object": "chat.completion",
@@ -108,6 +106,7 @@ async def reasoning_completion(
     backend: Backend,
     slots: ChainSlots,
     retry_after: int,
+    fmt: ReasoningFormat,
 ) -> Response:
     slots.acquire(retry_after)
     run = ReasoningRun(reasoning.run(backend, plan), slots)
@@ -121,14 +120,13 @@ async def reasoning_completion(
         if outcome.failed:
             assert outcome.error is not None
             raise from_chain_error(outcome.error)
-        extra = {"reasoning_content": outcome.reasoning, "thinkchain": outcome.trace}
         return JSONResponse(
             completion_body(
                 body.model,
-                outcome.answer or "",
+                ChatReasoning(fmt).message(outcome.reasoning, outcome.answer or ""),
                 outcome.finish_reason,
                 outcome.usage_dict(),
-                **extra,
+                thinkchain=outcome.trace,
             )
         )
     try:
@@ -145,7 +143,9 @@ async def reasoning_completion(
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     writer = ChunkWriter(new_id(), body.model)
     return ClosingStreamingResponse(
-        _reasoning_events(primed, run, writer, include_usage, body.model, plan, started),
+        _reasoning_events(
+            primed, run, writer, ChatReasoning(fmt), include_usage, body.model, plan, started
+        ),
         headers=SSE_HEADERS,
         media_type="text/event-stream",
         on_close=run.close,
@@ -156,6 +156,7 @@ async def _reasoning_events(
     primed: list[Item],
     run: ReasoningRun,
     writer: ChunkWriter,
+    steps: ChatReasoning,
     include_usage: bool,
     model: str,
     plan: Plan,
@@ -173,7 +174,7 @@ async def _reasoning_events(
         async with aclosing(every_item()) as items:
             async for item in items:
                 if isinstance(item, Content):
-                    yield writer.chunk({"content": item.text})
+                    yield writer.chunk(steps.content(item.text))
                 elif isinstance(item, Finished):
                     outcome = item.outcome
                     _log_outcome(model, plan, outcome, started)
@@ -181,13 +182,18 @@ async def _reasoning_events(
                         assert outcome.error is not None
                         yield from_chain_error(outcome.error).sse()
                         return
+                    closing = steps.close()
+                    if closing is not None:
+                        yield writer.chunk(closing)
                     yield writer.chunk({}, outcome.finish_reason, thinkchain=outcome.trace)
                     if include_usage:
                         yield writer.usage(outcome.usage_dict())
                     yield DONE
                     return
                 else:
-                    yield writer.chunk(reasoning_fields(item.text))
+                    delta = steps.reasoning(item.text)
+                    if delta is not None:
+                        yield writer.chunk(delta)
     except Exception:  # a bug: the stream says so in OpenAI's shape; the log has the details
         log.exception("a reasoning stream failed")
         yield ProxyError(500, "internal error", code="internal_error").sse()
@@ -271,7 +277,10 @@ async def plain_completion(
             await chunks.aclose()  # type: ignore[attr-defined]
         return JSONResponse(
             completion_body(
-                body.model, text, done.finish_reason or "stop", _plain_usage(done.usage)
+                body.model,
+                {"role": "assistant", "content": text},
+                done.finish_reason or "stop",
+                _plain_usage(done.usage),
             )
         )
 

@@ -8,6 +8,7 @@ the one with the fewest requests in flight goes first; one that cannot be reache
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -33,6 +34,26 @@ _KEPT_RESPONSE_HEADERS = {
     "openai-processing-ms",
 }
 _FORWARDED_REQUEST_HEADERS = {"content-type", "accept", "accept-encoding", "user-agent"}
+# What a server without an endpoint answers; how much of its body is quoted back.
+_MISSING_STATUSES = (404, 405, 501)
+_SAID_BYTES = 500
+
+
+def _upstream_words(body: bytes) -> str:
+    """The message in an upstream's error body, printable and short, or ''."""
+    text = body.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        message = error.get("message") if isinstance(error, dict) else data.get("detail", error)
+        text = message if isinstance(message, str) else ""
+    elif text.lstrip().startswith("<"):
+        return ""  # an HTML page says nothing worth quoting
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return text[:200]
 
 
 @dataclass
@@ -55,9 +76,20 @@ class Forwarder:
         return headers
 
     async def forward(
-        self, model: ModelInfo, path: str, body: bytes, incoming: dict[str, str]
+        self,
+        model: ModelInfo,
+        path: str,
+        body: bytes,
+        incoming: dict[str, str],
+        *,
+        explain_missing: bool = False,
     ) -> Response:
-        """Send ``body`` to ``{upstream}{path}`` and stream the answer back as it arrives."""
+        """Send ``body`` to ``{upstream}{path}`` and stream the answer back as it arrives.
+
+        With ``explain_missing``, an upstream that answers 404, 405 or 501 (a server without
+        the endpoint: many serve chat completions only) gets an error that says so, with the
+        upstream's own words, instead of its bare status.
+        """
         headers = self._headers(incoming)
         last_error: ProxyError | None = None
         for url in self._order(model.upstreams):
@@ -79,6 +111,10 @@ class Forwarder:
                 )
                 log.warning("pass-through to %s failed: %s", url, type(err).__name__)
                 continue  # nothing was sent yet: the next upstream may answer
+            if explain_missing and upstream.status_code in _MISSING_STATUSES:
+                error = await self._missing(upstream, url, path)
+                self._done(url)
+                raise error
             kept = {
                 k: v for k, v in upstream.headers.items() if k.lower() in _KEPT_RESPONSE_HEADERS
             }
@@ -106,6 +142,27 @@ class Forwarder:
             log.warning(
                 "the upstream %s broke off a pass-through reply: %s", url, type(err).__name__
             )
+
+    async def _missing(self, upstream: httpx.Response, url: str, path: str) -> ProxyError:
+        said = b""
+        try:
+            async for chunk in upstream.aiter_raw():
+                said += chunk
+                if len(said) >= _SAID_BYTES:
+                    break
+        except httpx.HTTPError:
+            pass
+        finally:
+            await upstream.aclose()
+        words = _upstream_words(said[:_SAID_BYTES])
+        return ProxyError(
+            upstream.status_code,
+            f"the upstream {url} answered HTTP {upstream.status_code} to POST /v1{path}"
+            f"{f' ({words})' if words else ''}: it does not seem to serve that endpoint. Ask "
+            f"this model through /v1/chat/completions, or ask its reasoning variant, which this "
+            f"proxy serves on both",
+            code="unsupported_endpoint",
+        )
 
     def _done(self, url: str) -> None:
         self._in_flight[url] = max(0, self._in_flight.get(url, 0) - 1)

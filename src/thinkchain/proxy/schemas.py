@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..settings import HARD_MAX_STEPS, MODES, Tool
+from .settings import ReasoningFormat
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -63,6 +64,13 @@ class ThinkchainOptions(BaseModel):
         description="Code steps: ['python'] lets the model run Python in a step. The server "
         "must allow it (thinkchain proxy --tools python); otherwise the request is a 400.",
     )
+    reasoning_format: ReasoningFormat | None = Field(
+        None,
+        description="Where a chat completion puts the steps: 'reasoning_content', 'reasoning', "
+        "'think' (<think>...</think> before the answer in content) or 'none'. Default: the "
+        "server's --reasoning-format. The Responses API always uses its reasoning item "
+        "unless this is 'none' (no steps) or 'think' (tags in the message text).",
+    )
 
     @field_validator("mode")
     @classmethod
@@ -88,6 +96,16 @@ class ChatCompletionRequest(BaseModel):
     )
     seed: int | None = None
     n: int | None = Field(None, ge=1, le=1, description="Only one choice is produced.")
+    # Where the steps go, as llama.cpp's server (reasoning_format) and vLLM (include_reasoning)
+    # let a request say it; thinkchain.reasoning_format wins over both.
+    reasoning_format: str | None = Field(
+        None,
+        description="llama.cpp's field: 'deepseek' (reasoning_content), 'none' (<think> tags "
+        "in content), 'auto' (the server's default).",
+    )
+    include_reasoning: bool | None = Field(
+        None, description="vLLM's field: false leaves the steps out."
+    )
     thinkchain: ThinkchainOptions | None = None
 
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ..settings import HARD_MAX_STEPS, ChainSettings, Tool
 
 DEFAULT_VARIANT_PATTERN = "{model}-thinkchain"
+
+# Where a chat completion carries the steps (reasoning_format.py says who reads which):
+# DeepSeek's field, vLLM's newer name for it, <think> tags in the content, or nowhere.
+ReasoningFormat = Literal["reasoning_content", "reasoning", "think", "none"]
+REASONING_FORMATS: tuple[ReasoningFormat, ...] = ("reasoning_content", "reasoning", "think", "none")
 
 
 class ProxySettings(BaseModel):
@@ -42,6 +48,11 @@ class ProxySettings(BaseModel):
     # Code steps requests may ask for; off unless the operator allows them, since the code
     # the model writes then runs on this machine (in the sandbox).
     tools: tuple[Tool, ...] = ()
+    # Where chat completions put the steps unless a request says otherwise. One field only:
+    # clients that read both names (openai-agents) would otherwise show every step twice.
+    reasoning_format: ReasoningFormat = "reasoning_content"
+    # Responses kept in memory for previous_response_id (least recently used go first).
+    max_stored_responses: int = Field(1000, ge=0, le=100_000)
     # Defaults of every chain; a request's options override some of them.
     chain: ChainSettings = ChainSettings()
 

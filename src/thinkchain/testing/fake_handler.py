@@ -97,6 +97,9 @@ class FakeHandler(BaseHTTPRequestHandler):
         self._record(body)
         if not self._authorised():
             return
+        if self.fake.responses and self.path.rstrip("/").endswith("/responses"):
+            self._responses(body)
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": "not found", "type": "not_found"}})
             return
@@ -245,5 +248,63 @@ class FakeHandler(BaseHTTPRequestHandler):
             final["usage"] = self._usage(item, body)
             self._chunk(final)
         self._chunk(b"[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    # -- the Responses API --------------------------------------------------------------------
+
+    def _responses(self, body: Any) -> None:
+        """A canned Responses answer; the events of a stream in their documented order."""
+        model = body.get("model", "fake-model") if isinstance(body, dict) else "fake-model"
+        text = "The answer is 42."
+        message = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }
+        usage = {
+            "input_tokens": 5,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 5,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 10,
+        }
+        response: dict[str, Any] = {
+            "id": "resp_fake",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "model": model,
+            "output": [message],
+            "usage": usage,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+        }
+        if not (isinstance(body, dict) and body.get("stream")):
+            self._send_json(200, response)
+            return
+        started = {**response, "status": "in_progress", "output": [], "usage": None}
+        opened = {**message, "status": "in_progress", "content": []}
+        part = {"type": "output_text", "text": "", "annotations": []}
+        at = {"item_id": "msg_fake", "output_index": 0, "content_index": 0}
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": started},
+            {"type": "response.in_progress", "response": started},
+            {"type": "response.output_item.added", "output_index": 0, "item": opened},
+            {"type": "response.content_part.added", **at, "part": part},
+            {"type": "response.output_text.delta", **at, "delta": text, "logprobs": []},
+            {"type": "response.output_text.done", **at, "text": text, "logprobs": []},
+            {"type": "response.content_part.done", **at, "part": {**part, "text": text}},
+            {"type": "response.output_item.done", "output_index": 0, "item": message},
+            {"type": "response.completed", "response": response},
+        ]
+        self._start_stream()
+        for number, event in enumerate(events):
+            payload = json.dumps({**event, "sequence_number": number})
+            raw = f"event: {event['type']}\ndata: {payload}\n\n".encode()
+            self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()

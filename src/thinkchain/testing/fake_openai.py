@@ -7,7 +7,9 @@ stalls, streams cut in the middle, HTML instead of JSON, servers that reject a J
 dialect the way llama-cpp-python's server does.
 
 Each POST to ``/v1/chat/completions`` takes the next item of the script; when the script is
-empty, ``responder(body)`` decides.  Every request is recorded for assertions.
+empty, ``responder(body)`` decides.  With ``responses=True`` it also answers ``/v1/responses``
+(always "The answer is 42.", whole or streamed), for pass-through tests.  Every request is
+recorded for assertions.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class FakeOpenAIServer:
         reject_status: int = 500,
         token_delay: float = 0.0,
         require_key: str | None = None,
+        responses: bool = False,
         port: int = 0,
         backlog: int = 128,
     ) -> None:
@@ -68,6 +71,8 @@ class FakeOpenAIServer:
         self.reject_status = reject_status
         self.token_delay = token_delay
         self.require_key = require_key
+        # Serve POST /v1/responses too (a canned answer), as OpenAI, vLLM and llama.cpp do.
+        self.responses = responses
         self.requests: list[RecordedRequest] = []
         # Replies the client stopped reading before they were complete (it hung up on us).
         self.client_disconnects = 0
