@@ -1,4 +1,5 @@
-"""``thinkchain proxy``: serve the OpenAI chat-completions API with reasoning variants."""
+"""``thinkchain proxy``: serve the OpenAI chat-completions and Responses APIs with reasoning
+variants."""
 
 from __future__ import annotations
 
@@ -86,6 +87,22 @@ def proxy(
             show_default=False,
         ),
     ] = "",
+    reasoning_format: Annotated[
+        str,
+        typer.Option(
+            envvar="THINKCHAIN_PROXY_REASONING_FORMAT",
+            help="Where chat completions put the steps: reasoning_content (read by most "
+            "clients), reasoning (vLLM's newer name), think (<think> tags before the answer in "
+            "content, for chat apps) or none. A request may choose its own "
+            "(thinkchain.reasoning_format). The Responses API uses its reasoning item.",
+        ),
+    ] = "reasoning_content",
+    max_stored_responses: Annotated[
+        int,
+        typer.Option(
+            help="Responses kept in memory for previous_response_id (0: none kept).",
+        ),
+    ] = 1000,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve an OpenAI-compatible API where every model also has a reasoning variant."""
@@ -119,6 +136,8 @@ def proxy(
             read_timeout=timeout,
             chain=ChainSettings(max_steps=min(default_steps, max_steps), min_steps=min_steps),
             tools=parse_tools(tools),
+            reasoning_format=reasoning_format,  # validated by the settings: a clear error
+            max_stored_responses=max_stored_responses,
         )
         local = None
         if not upstreams:
@@ -133,7 +152,8 @@ def proxy(
     code = f"on ({', '.join(settings.tools)})" if settings.tools else "off"
     err_console.print(
         f"thinkchain proxy on http://{host}:{port}/v1 for {served}; auth {auth}; "
-        f"reasoning variants named {variant_pattern}; code steps {code}",
+        f"reasoning variants named {variant_pattern}; code steps {code}; steps in chat "
+        f"completions: {settings.reasoning_format}",
         markup=False,
         highlight=False,
     )
