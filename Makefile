@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # portable AVX2 kernels (plus runtime weight repacking) instead.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: run demo test test-fast lint bench install dev model system-deps sandbox-deps clean
+.PHONY: run demo test test-fast lint bench install dev node-clients model system-deps sandbox-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,15 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -e '.[all]'
 
-dev: $(BIN)/python
+dev: $(BIN)/python node-clients
 	$(BIN)/pip install -e '.[dev]'
+
+# The Node clients the proxy is tested with (tests/proxy/js), from the npm registry, as locked.
+JS_CLIENTS := tests/proxy/js
+node-clients: $(JS_CLIENTS)/node_modules/.package-lock.json
+$(JS_CLIENTS)/node_modules/.package-lock.json: $(JS_CLIENTS)/package.json $(JS_CLIENTS)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: make system-deps installs Node.js and npm"; exit 1; }
+	npm ci --prefix $(JS_CLIENTS) --no-audit --no-fund
 
 model: install
 	$(BIN)/thinkchain models pull default
@@ -33,10 +40,11 @@ sandbox-deps:
 		else sudo apt-get update -q && sudo apt-get install -y -q bubblewrap; fi; }
 
 # Debian packages the browser tests need (Chromium, and a CJK font so Chinese renders as
-# glyphs, not boxes) and the code sandbox's bubblewrap (SANDBOX.md); skipped when present.
-SYSTEM_PACKAGES := chromium fonts-noto-cjk bubblewrap
+# glyphs, not boxes), the code sandbox's bubblewrap (SANDBOX.md) and Node.js with npm (the
+# proxy's Node client tests); skipped when present.
+SYSTEM_PACKAGES := chromium fonts-noto-cjk bubblewrap nodejs npm
 system-deps:
-	@{ command -v chromium && dpkg -s fonts-noto-cjk && command -v bwrap; } >/dev/null 2>&1 || { \
+	@{ command -v chromium && dpkg -s fonts-noto-cjk && command -v bwrap && command -v npm; } >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(SYSTEM_PACKAGES); \
 		else sudo apt-get update -q && sudo apt-get install -y -q $(SYSTEM_PACKAGES); fi; }
 
@@ -49,7 +57,7 @@ run: install sandbox-deps
 demo: install
 	$(BIN)/thinkchain ask --demo "How many letters r are in the word strawberry?"
 
-test: dev model system-deps
+test: system-deps dev model
 	$(BIN)/python -m pytest -q
 
 test-fast: dev
@@ -64,4 +72,4 @@ bench: dev model
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache $(JS_CLIENTS)/node_modules
