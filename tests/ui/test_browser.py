@@ -33,7 +33,9 @@ def send(page: Any, question: str) -> None:
     box.press("Enter")
 
 
-def wait_answered(page: Any, answers: int, total: str = "Total time") -> None:
+def wait_answered(
+    page: Any, answers: int, total: str = "Total time", timeout_ms: int = 120_000
+) -> None:
     """Wait for ``answers`` answers, and for the page to settle after the last one: its script
     has stopped running and left no element of the live view behind."""
     page.wait_for_function(
@@ -42,7 +44,7 @@ def wait_answered(page: Any, answers: int, total: str = "Total time") -> None:
                 ?.getAttribute("data-test-script-state") === "notRunning"
             && document.body.innerText.split(total).length === answers + 1""",
         arg=[total, answers],
-        timeout=120_000,
+        timeout=timeout_ms,
     )
     box = chat_box(page)
     page.wait_for_function("el => !el.disabled", arg=box.element_handle(), timeout=30_000)
@@ -251,3 +253,38 @@ def test_code_steps_run_in_the_sandbox_and_show_under_their_step(
         assert re.match(r"Error · [\d.]+ s", alert.inner_text())
         assert "ZeroDivisionError" in alert.inner_text()
         assert page.get_by_text("There are 3 letters r in strawberry.").is_visible()
+
+
+@pytest.mark.e2e
+def test_a_follow_up_on_the_embedded_model_thinks_like_the_first_question(
+    start_ui: Any, chromium: Any, tmp_path: Path, artifacts: Path, default_model_path: Path
+) -> None:
+    """The page's defaults on the real default model (single-pass, code steps on, at least 3
+    steps): the follow-up gets titled steps and a program of its own, as its first question
+    did, not one bare "Step 1" copied from the earlier answer (issue 27)."""
+    db = tmp_path / "history.sqlite3"
+    server = start_ui("--model-path", str(default_model_path), "--history", str(db))
+    page = chromium.new_page(viewport={"width": 1400, "height": 2400})
+    page.goto(server.url)
+    chat_box(page)
+    send(page, STRAWBERRY)
+    wait_answered(page, 1, timeout_ms=600_000)
+    send(page, "And how many in the word raspberry?")
+    wait_answered(page, 2, timeout_ms=600_000)
+    open_thought(page)
+    page.screenshot(path=str(artifacts / "browser-follow-up-embedded.png"), full_page=True)
+
+    turn = page.get_by_test_id("stChatMessage").last
+    text = turn.inner_text()
+    headings = re.findall(r"^Step (\d+)(?:: (.+))?$", text, re.MULTILINE)
+    titled = [(n, title) for n, title in headings if title and title != f"Step {n}"]
+    assert len(titled) >= 3, text
+    assert not re.search(r"Step (\d+): Step \1\b", text)
+    # Its own program ran in the sandbox, on the follow-up's word.
+    code = turn.locator("code.language-python")
+    assert code.count() >= 1 and "raspberry" in code.first.inner_text()
+    assert turn.get_by_text(re.compile(r"^Output · [\d.]+ s$")).first.is_visible()
+    with HistoryStore(db) as store:
+        [conversation] = store.conversations()
+    follow_up = conversation.turns[1]
+    assert len(follow_up.steps) >= 3 and any(step.runs for step in follow_up.steps)

@@ -12,8 +12,8 @@ import pytest
 
 from thinkchain import chain as chain_module
 from thinkchain import events as ev
-from thinkchain.background import posed_question
 from thinkchain.backends.scripted import ScriptedBackend, step_json
+from thinkchain.background import posed_question
 from thinkchain.history import ChainRecorder, HistoryStore
 from thinkchain.settings import ChainSettings
 

@@ -18,11 +18,10 @@ from thinkchain import Chain, ChainSettings
 from thinkchain.backends.scripted import ScriptedBackend
 from thinkchain.cli.render import TerminalView
 from thinkchain.eval.datasets import DatasetError, load_dataset, read_jsonl
-from thinkchain.events import StepDelta, StepDone, StepStarted
 from thinkchain.history.export import to_markdown
 from thinkchain.history.record import ChainRecord
 from thinkchain.prompts import prompt
-from thinkchain.proxy.step_stream import StepStream
+from thinkchain.proxy.reasoning import ChainTranslator, Reasoning
 from thinkchain.proxy.step_text import format_steps
 
 EARLIER = [
@@ -171,18 +170,10 @@ def test_a_step_without_its_own_title_has_one_heading_in_the_proxy_reasoning():
     finished = format_steps(result.steps, "en")
     assert finished.startswith("**Step 1**\nThere are 3 letters r")
     assert "Step 1: Step 1" not in finished
-    # Streamed, the same text: the deltas add up to the finished step.
-    stream: StepStream | None = None
-    written = ""
-    for event in events:
-        if isinstance(event, StepStarted) and event.index == 1:
-            stream = StepStream(1, "en")
-        elif isinstance(event, StepDelta) and event.index == 1 and stream is not None:
-            written += stream.delta(event.field, event.text)
-        elif isinstance(event, StepDone) and event.step.index == 1 and stream is not None:
-            written += stream.finish(event.step)
-            stream = None
-    assert written == format_steps(result.steps[:1], "en")
+    # Streamed, the same text: the deltas add up to the finished steps.
+    translator = ChainTranslator()
+    items = [item for event in events for item in translator.feed(event)]
+    assert "".join(i.text for i in items if isinstance(i, Reasoning)) == finished
 
 
 def test_a_step_without_its_own_title_has_one_heading_in_the_terminal():

@@ -19,31 +19,24 @@ from pydantic import ValidationError
 from ..backends.base import Backend, Message
 from ..chain import Chain
 from ..events import (
-    AnswerDelta,
-    AnswerStarted,
     ChainCompleted,
     ChainError,
     ChainFailed,
     ChainResult,
-    ChainStarted,
-    CodeDone,
     Event,
     Retry,
-    StepDelta,
     StepDiscarded,
-    StepDone,
-    StepStarted,
     Usage,
 )
 from ..questions import InvalidQuestion, clean_question
 from ..settings import ChainSettings
 from ..strategies import SampleDone, SelfConsistency, VoteDone
 from ..text import replace_lone_surrogates
+from ..view import ChainView, Growing
 from .errors import bad_request, describe_validation
 from .schemas import ChatCompletionRequest, ChatMessage, ThinkchainOptions
 from .settings import ProxySettings
-from .step_stream import StepStream, Trimmed
-from .step_text import format_steps
+from .step_text import answer_document, format_steps, reasoning_document
 
 # Budgets end a chain without an answer, the way max_completion_tokens ends an OpenAI
 # reasoning model's turn: a normal response with finish_reason "length", not an error.
@@ -246,67 +239,28 @@ def chain_outcome(result: ChainResult, error: ChainError | None) -> Outcome:
 
 
 class ChainTranslator:
-    """Chain events -> reasoning and answer text, as they stream."""
+    """Chain events -> reasoning and answer text, as they stream: the fold's documents
+    (step_text.py), each written as it grows."""
 
     def __init__(self, *, code: bool = False) -> None:
-        self.wrote = False  # any reasoning text yet (the next heading needs a blank line)
-        self.code = code  # the chain runs Python blocks (their output follows the code)
-        self.lang = "en"  # the chain's language, for the step headings
-        self.step: StepStream | None = None  # the step attempt being written
-        self.answer = Trimmed()  # the answer attempt being written
-
-    def _sep(self) -> str:
-        return "\n\n" if self.wrote else ""
-
-    def _reasoning(self, text: str, *, note: bool = False) -> list[Item]:
-        if not text:
-            return []
-        self.wrote = True
-        return [Reasoning(text, note=note)]
-
-    def _note(self, text: str) -> list[Item]:
-        items = self._reasoning(f"{self._sep()}({text})", note=True)
-        self.step = None  # the step starts over below the note, heading and all
-        return items
-
-    def _stream(self, index: int) -> StepStream:
-        if self.step is None or self.step.index != index:
-            self.step = StepStream(index, self.lang, sep=self._sep(), code=self.code)
-        return self.step
+        # ``code`` is kept for callers; where a block's output goes is known from the events.
+        self.view = ChainView()
+        self.reasoning = Growing()
+        self.content = Growing()
 
     def feed(self, event: Event) -> list[Item]:
-        if isinstance(event, ChainStarted):
-            self.lang = event.lang
-        elif isinstance(event, StepStarted):
-            self.step = None
-        elif isinstance(event, StepDelta):
-            return self._reasoning(self._stream(event.index).delta(event.field, event.text))
-        elif isinstance(event, CodeDone):
-            return self._reasoning(self._stream(event.index).output(event.run))
-        elif isinstance(event, StepDone):
-            items = self._reasoning(self._stream(event.step.index).finish(event.step))
-            self.step = None
-            return items
-        elif isinstance(event, Retry):
-            if event.target == "answer":
-                items = self._note(f"retrying the answer: {event.reason}")
-                if self.answer.shown:
-                    # Sent text cannot be taken back; a break sets the new attempt apart.
-                    items.append(Content("\n\n"))
-                self.answer = Trimmed()
-                return items
-            return self._note(f"retrying step {event.index}: {event.reason}")
-        elif isinstance(event, StepDiscarded):
-            return self._note(f"step {event.index} dropped: {event.reason}")
-        elif isinstance(event, AnswerStarted):
-            self.answer = Trimmed()
-        elif isinstance(event, AnswerDelta):
-            text = self.answer.feed(event.text)
-            return [Content(text)] if text else []
-        elif isinstance(event, (ChainCompleted, ChainFailed)):
+        self.view.apply(event)
+        if isinstance(event, (ChainCompleted, ChainFailed)):
             error = event.error if isinstance(event, ChainFailed) else None
             return [Finished(chain_outcome(event.result, error))]
-        return []
+        items: list[Item] = []
+        text = self.reasoning.grow(reasoning_document(self.view))
+        if text:
+            items.append(Reasoning(text, note=isinstance(event, (Retry, StepDiscarded))))
+        text = self.content.grow(answer_document(self.view))
+        if text:
+            items.append(Content(text))
+        return items
 
 
 class VoteTranslator:

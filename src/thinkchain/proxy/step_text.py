@@ -1,20 +1,20 @@
-"""Finished steps as the reasoning text people read: a bold heading, the content, and the
+"""A run's reasoning as the text people read: a bold heading per step, its content, and the
 output of each code run in a fenced ``output`` block right after the code that produced it.
 
-The stream writes the same pieces as they happen (step_stream.StepStream), so a chain
-streamed without retries reads exactly like its finished steps.
+Everything here formats the fold (view.py).  The streamed reasoning is the same document as it
+grows: the text of every step attempt in the order it happened, a note in brackets for an
+attempt thrown away, so what was sent is never taken back.  A chain streamed without retries
+reads exactly like its finished steps (``format_steps``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from ..events import CodeRun, Step
 from ..labels import has_own_title, label, step_heading
 from ..text import fenced
-
-_BACKTICKS = re.compile(r"`+")
+from ..view import ChainView, Notice, Part, StepAttempt, TextPart, step_parts
 
 
 def heading_start(index: int, lang: str) -> str:
@@ -31,6 +31,12 @@ def untitled_heading(index: int, lang: str) -> str:
     return "**" + label(lang, "untitled_step", index=index) + heading_end()
 
 
+def heading(index: int, title: str, lang: str) -> str:
+    if has_own_title(index, title):
+        return heading_start(index, lang) + title + heading_end()
+    return untitled_heading(index, lang)
+
+
 def output_block(run: CodeRun, before: str) -> str:
     """The run's output (or its error) as a fenced block, to be written after ``before``."""
     lines = [run.output.rstrip("\n")] if run.output.strip() else []
@@ -42,31 +48,75 @@ def output_block(run: CodeRun, before: str) -> str:
     return block + "\n" if before.endswith("\n") else "\n" + block
 
 
-def _code_end(content: str, run: CodeRun, start: int) -> int | None:
-    """Where the fence holding the run's code closes in ``content``, or None when not found."""
-    at = content.find(run.code, start) if run.code else -1
-    if at < 0:
-        return None
-    close = _BACKTICKS.search(content, at + len(run.code))
-    return close.end() if close else None
+def _with_parts(text: str, parts: Sequence[Part]) -> str:
+    """``text`` followed by the parts: their text, each run's output after its block; a block
+    that has not run yet holds back what follows it."""
+    for part in parts:
+        if isinstance(part, TextPart):
+            text += part.text
+        elif part.run is not None:
+            text += output_block(part.run, text)
+        else:
+            break
+    return text
 
 
 def step_text(step: Step, lang: str) -> str:
-    if has_own_title(step.index, step.title):
-        text = heading_start(step.index, lang) + step.title + heading_end()
-    else:
-        text = untitled_heading(step.index, lang)
-    content, start = step.content, 0
-    for run in step.runs:
-        end = _code_end(content, run, start)
-        if end is None:
-            end = len(content)  # code not found as written: its output goes at the end
-        text += content[start:end]
-        text += output_block(run, text)
-        start = end
-    return text + content[start:]
+    return _with_parts(heading(step.index, step.title, lang), step_parts(step))
 
 
 def format_steps(steps: Sequence[Step], lang: str) -> str:
     """Steps as people read them; a streamed chain without retries reads exactly the same."""
     return "\n\n".join(step_text(step, lang) for step in steps)
+
+
+def attempt_text(attempt: StepAttempt, lang: str) -> str:
+    """What a step attempt reads as so far; once it is done, the finished step's text when
+    that goes on from what was shown (text that waited, a title it took for empty content)."""
+    live = _live_text(attempt, lang)
+    if attempt.step is not None:
+        whole = step_text(attempt.step, lang)
+        if whole.startswith(live):
+            return whole
+    return live
+
+
+def _live_text(attempt: StepAttempt, lang: str) -> str:
+    if not attempt.heading_shown():
+        return ""
+    if attempt.heading_title is None:  # the title is streaming: the heading is not closed yet
+        return heading_start(attempt.index, lang) + attempt.title.strip()
+    return _with_parts(heading(attempt.index, attempt.heading_title.strip(), lang), attempt.parts())
+
+
+def note_text(notice: Notice) -> str:
+    if notice.kind == "discarded":
+        return f"step {notice.index} dropped: {notice.reason}"
+    if notice.target == "answer":
+        return f"retrying the answer: {notice.reason}"
+    return f"retrying step {notice.index}: {notice.reason}"
+
+
+def reasoning_document(view: ChainView) -> str:
+    """The chain's reasoning as it has streamed so far: every step attempt in order, a note in
+    brackets for each one thrown away."""
+    text = ""
+    for entry in view.timeline:
+        if isinstance(entry, StepAttempt):
+            piece = attempt_text(entry, view.lang)
+            if piece:
+                text += ("\n\n" if text else "") + piece
+        elif isinstance(entry, Notice):
+            text += ("\n\n" if text else "") + f"({note_text(entry)})"
+    return text
+
+
+def answer_document(view: ChainView) -> str:
+    """The answer as it has streamed so far: each attempt's text, a break after one retried."""
+    text = ""
+    for entry in view.timeline:
+        if not isinstance(entry, StepAttempt) and not isinstance(entry, Notice):
+            text += entry.shown
+            if entry.retried and entry.shown:
+                text += "\n\n"
+    return text

@@ -130,10 +130,18 @@ class Iterative:
                 watch: BlockWatch | None = watch,
             ) -> bool:
                 for name, text in fields.feed(delta):
-                    calls.emit(StepDelta(index, name, text))  # type: ignore[arg-type]
+                    before = len(watch.text) if watch is not None else 0
                     block = watch.feed(text) if watch is not None and name == "content" else None
-                    if block is not None:
-                        calls.emit(CodeWritten(index, *block))
+                    if block is None:
+                        calls.emit(StepDelta(index, name, text))  # type: ignore[arg-type]
+                        continue
+                    # The text up to the block's end, the block, then what follows it.
+                    cut = max(0, block[1] - before)
+                    if text[:cut]:
+                        calls.emit(StepDelta(index, "content", text[:cut]))
+                    calls.emit(CodeWritten(index, *block))
+                    if text[cut:]:
+                        calls.emit(StepDelta(index, "content", text[cut:]))
                 return fields.complete
 
             request = GenerationRequest(
