@@ -30,6 +30,7 @@ from .prefix_pins import PrefixPins
 from .prefix_store import PrefixStore, context_layout
 
 __all__ = ["DecodeEngine", "EngineRequest", "Prefix"]
+BACKGROUND_CHUNK = 64  # prompt tokens a step: ~0.5 s of a 1.5B model on two cores
 
 
 class DecodeEngine:
@@ -98,8 +99,7 @@ class DecodeEngine:
             self._cond.notify()
 
     def prepare(self, prefix: Prefix) -> None:
-        """Make ``prefix`` resident before anyone asks: load its saved state, or evaluate it
-        (yielding to every user request) and save it."""
+        """Have ``prefix`` resident before it is asked for: loaded, or evaluated and saved."""
         with self._cond:
             if self._closed or not self._pins.pins:
                 return
@@ -227,9 +227,8 @@ class DecodeEngine:
 
     def _prefilled(self, req: EngineRequest) -> None:
         """A pin finished evaluating its prefix: save it, and let requests copy it."""
-        slot = self._slots[req.slot]
         assert req.prefix is not None
-        self._pins.save(slot, req.prefix)
+        self._pins.save(self._slots[req.slot], req.prefix)
         self._release(req, True)
 
     def _drop_cancelled(self) -> None:
@@ -280,7 +279,8 @@ class DecodeEngine:
                 continue
             if req.background and users:
                 continue  # a prefix prepared ahead of time waits for every user request
-            room = self.n_batch - n
+            # ... and goes in small chunks, so that a question arriving meanwhile waits little.
+            room = min(self.n_batch - n, BACKGROUND_CHUNK if req.background else self.n_batch)
             chunk, req.pending = req.pending[:room], req.pending[room:]
             for j, token in enumerate(chunk):
                 last = not req.pending and j == len(chunk) - 1

@@ -32,6 +32,7 @@ from ..events import Usage
 from . import prefix_store, schema_mask
 from .base import (
     BackendError,
+    Capabilities,
     Chunk,
     Completion,
     GenerationRequest,
@@ -106,8 +107,10 @@ class LlamaCppBackend:
             # This Llama object provides the weights, vocabulary and metadata; its own tiny
             # context is never used for generation (the engine has its own).  No mmap: the CPU
             # backend repacks most weights into its own interleaved copy, and with the file
-            # mapped as well the process holds both (2.0 GB resident for a 1.1 GB model);
-            # read into memory, only the copy in use stays (1.4 GB), and loading is no slower.
+            # mapped as well the process holds both (2.0 GB resident for a 1.1 GB model, over
+            # the 1.6 GB the memory benchmark allows); read into memory, only the copy in use
+            # stays (1.4 GB).  Mapping loads no faster from a cold page cache and 0.5 s faster
+            # from a warm one (BENCHMARKS.md, "First step").
             self._llama = Llama(
                 model_path=str(path),
                 n_ctx=64,
@@ -160,6 +163,16 @@ class LlamaCppBackend:
     @property
     def name(self) -> str:
         return f"llama.cpp:{self._model_name}"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # Without llguidance, a schema is held by llama.cpp's own grammar and a regex not at all.
+        return Capabilities(
+            parallel_sequences=self.max_parallel,
+            structured_output=("token_mask",) if self._use_mask else ("grammar",),
+            regex_constraints=self._use_mask,
+            in_process=True,
+        )
 
     @property
     def model(self) -> str:
@@ -291,15 +304,12 @@ class LlamaCppBackend:
 
     def _constraint(self, request: GenerationRequest) -> tuple[Any, Any]:
         """(llguidance mask, llama.cpp grammar): at most one of them, or neither."""
-        lark = request.extra.get("lark")
-        regex = request.extra.get("regex")
-        if request.schema is None and lark is None and regex is None:
+        regex = request.regex
+        if request.schema is None and regex is None:
             return None, None
         if self._use_mask:
             masker = self._get_masker()
-            if lark is not None:
-                grammar = masker.grammar_for_lark(lark)
-            elif regex is not None:
+            if regex is not None:
                 grammar = masker.grammar_for_regex(regex)
             else:
                 grammar = masker.grammar_for_schema(request.schema)  # type: ignore[arg-type]
