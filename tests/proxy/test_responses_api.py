@@ -19,7 +19,7 @@ from thinkchain.backends.scripted import demo_backend
 from thinkchain.testing.fake_openai import FakeError, FakeOpenAIServer
 
 from .conftest import ServerThread
-from .helpers import async_client, client, sse_events
+from .helpers import async_client, client, slow_steps, sse_events
 from .test_openai_client import EXPECTED_REASONING, VARIANT, counted
 
 ANSWER = "The answer is 42."
@@ -244,6 +244,18 @@ def test_max_output_tokens_ends_the_response_incomplete(proxy: ServerThread, str
     assert final["incomplete_details"] == {"reason": "max_output_tokens"}
     assert [item["type"] for item in final["output"]] == ["reasoning"]
     assert final["thinkchain"]["status"] == "token_budget"
+
+
+def test_the_time_budget_ends_the_response_incomplete_too(
+    fake: FakeOpenAIServer, start_proxy: Any
+) -> None:
+    fake.responder = slow_steps(delay=0.05, words=40)
+    proxy = start_proxy(upstreams=(fake.url,), max_seconds=1.0)
+    reply = client(proxy.url).responses.create(model=VARIANT, input="What is 6 * 7?")
+    assert reply.status == "incomplete"
+    assert reply.incomplete_details is not None
+    assert reply.incomplete_details.reason == "max_time"  # type: ignore[comparison-overlap]
+    assert reply.model_extra["thinkchain"]["status"] == "time_budget"  # type: ignore[index]
 
 
 def test_think_tags_or_no_steps_when_the_request_asks(proxy: ServerThread) -> None:

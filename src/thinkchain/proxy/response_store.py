@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 # A conversation repeats every earlier turn, so the characters bound the memory, not the count.
-DEFAULT_MAX_CHARS = 64 * 1024 * 1024
+DEFAULT_MAX_CHARS = 64_000_000
 
 
 @dataclass(frozen=True)
