@@ -6,8 +6,9 @@ this script as the client.  At 1, 10 and 50 concurrent streaming requests, side 
 run, over RUNS runs each:
 
 * pass-through: ``fake-model`` via the proxy vs the upstream directly;
-* reasoning: ``fake-model-thinkchain`` via the proxy vs the same chain run in-process (the
-  library calling the upstream itself), so the difference is what HTTP + SSE around a chain costs.
+* reasoning: ``fake-model-thinkchain`` via the proxy, as a chat completion and through the
+  Responses API (``POST /v1/responses``), vs the same chain run in-process (the library calling
+  the upstream itself), so the difference is what HTTP + SSE around a chain costs in each API.
 
 Time to first token is the first content (or reasoning) delta; total is the end of the stream.
 
@@ -128,6 +129,27 @@ async def stream_chat(http: httpx.AsyncClient, url: str, model: str) -> Sample:
     return Sample(ttft if ttft is not None else total, total)
 
 
+async def stream_response(http: httpx.AsyncClient, url: str, model: str) -> Sample:
+    """A streamed ``POST /v1/responses``; the first token is the first summary or text delta."""
+    body: dict[str, object] = {
+        "model": model,
+        "input": "Count.",
+        "stream": True,
+        "thinkchain": {"mode": "iterative"},
+    }
+    started = time.perf_counter()
+    ttft = None
+    async with http.stream("POST", f"{url}/responses", json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if ttft is None and line.startswith("data: "):
+                kind = json.loads(line[6:])["type"]
+                if kind in ("response.reasoning_summary_text.delta", "response.output_text.delta"):
+                    ttft = time.perf_counter() - started
+    total = time.perf_counter() - started
+    return Sample(ttft if ttft is not None else total, total)
+
+
 async def chain_in_process(backend: OpenAICompatBackend) -> Sample:
     chain = Chain(backend, ChainSettings(mode="iterative", max_steps=STEPS, min_steps=STEPS))
     started = time.perf_counter()
@@ -189,6 +211,7 @@ async def main_async(args: argparse.Namespace, upstream: str, proxy: str) -> str
         await stream_chat(http, upstream, "fake-model")
         await stream_chat(http, f"{proxy}/v1", "fake-model")
         await stream_chat(http, f"{proxy}/v1", "fake-model-thinkchain")
+        await stream_response(http, f"{proxy}/v1", "fake-model-thinkchain")
         await chain_in_process(backend)
         for concurrency in CONCURRENCY:
             direct, via = Series(), Series()
@@ -203,7 +226,7 @@ async def main_async(args: argparse.Namespace, upstream: str, proxy: str) -> str
                 (concurrency, "upstream directly", direct, None),
                 (concurrency, "proxy, pass-through", via, direct),
             ]
-            library, served = Series(), Series()
+            library, served, responses = Series(), Series(), Series()
             for _ in range(args.runs):
                 await measure(lambda: chain_in_process(backend), concurrency, 1, library)
                 await measure(
@@ -212,9 +235,16 @@ async def main_async(args: argparse.Namespace, upstream: str, proxy: str) -> str
                     1,
                     served,
                 )
+                await measure(
+                    lambda: stream_response(http, f"{proxy}/v1", "fake-model-thinkchain"),
+                    concurrency,
+                    1,
+                    responses,
+                )
             reasoning += [
                 (concurrency, "chain in-process (library)", library, None),
-                (concurrency, "proxy, reasoning variant", served, library),
+                (concurrency, "proxy, chat completions", served, library),
+                (concurrency, "proxy, /v1/responses", responses, library),
             ]
             print(f"concurrency {concurrency} done", flush=True)
     reply_s = args.tokens * args.token_delay
@@ -224,11 +254,13 @@ async def main_async(args: argparse.Namespace, upstream: str, proxy: str) -> str
         f"({STEPS + 1} upstream calls). Upstream, proxy (`thinkchain proxy`) and client run as "
         f"three processes on the same machine; each row is min / median / max over "
         f'{args.runs} runs of the per-run median request. "Added" compares medians with the '
-        f"row above it, measured interleaved in the same run.\n\n"
+        f"first row of its group (the upstream directly; the chain in-process), measured "
+        f"interleaved in the same run.\n\n"
         f"### Pass-through (plain model)\n\n{table(passthrough)}\n\n"
         f"### Reasoning variant\n\n{table(reasoning)}\n\n"
-        "TTFT for the reasoning rows is the first step text (reasoning_content); the library row "
-        "is the first StepDelta event. The machine has 2 cores shared with other work, so the "
+        "TTFT for the reasoning rows is the first step text (reasoning_content in a chat "
+        "completion, response.reasoning_summary_text.delta in a response); the library row is "
+        "the first StepDelta event. The machine has 2 cores shared with other work, so the "
         "50-request rows include CPU contention between the three processes."
     )
 
