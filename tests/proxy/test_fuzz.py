@@ -37,10 +37,15 @@ def test_requests_from_the_openapi_document_never_get_a_5xx(
     # schemathesis drives hypothesis directly here: its pytest plugin predates this pytest.
     api = schemathesis.openapi.from_url(f"{proxy.url}/openapi.json")
     operations = [result.ok() for result in api.get_all_operations()]
-    assert {op.label for op in operations} >= {"GET /v1/models", "POST /v1/chat/completions"}
+    assert {op.label for op in operations} >= {
+        "GET /v1/models",
+        "POST /v1/chat/completions",
+        "POST /v1/responses",
+    }
     if mode is GenerationMode.NEGATIVE:
         # Invalid input only exists where there is input: the request body.
-        operations = [op for op in operations if op.label == "POST /v1/chat/completions"]
+        bodies = ("POST /v1/chat/completions", "POST /v1/responses")
+        operations = [op for op in operations if op.label in bodies]
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=mode), name=MODEL_NAMES)
@@ -64,7 +69,12 @@ def test_requests_from_the_openapi_document_never_get_a_5xx(
 
 def test_the_openapi_document_describes_the_api(proxy: ServerThread) -> None:
     document = httpx.get(f"{proxy.url}/openapi.json").json()
-    assert {"/health", "/v1/models", "/v1/chat/completions"} <= set(document["paths"])
+    assert {"/health", "/v1/models", "/v1/chat/completions", "/v1/responses"} <= set(
+        document["paths"]
+    )
+    assert {"model", "input", "thinkchain"} <= set(
+        document["components"]["schemas"]["ResponsesRequest"]["properties"]
+    )
     request = document["components"]["schemas"]["ChatCompletionRequest"]
     assert {"model", "messages", "thinkchain"} <= set(request["properties"])
     options = document["components"]["schemas"]["ThinkchainOptions"]["properties"]
