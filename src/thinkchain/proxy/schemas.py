@@ -145,10 +145,13 @@ class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     reasoning_content: str | None = Field(
-        None, description="The reasoning steps as readable text (reasoning variants)."
+        None,
+        description="The reasoning steps as readable text (reasoning variants, by default).",
     )
     reasoning: str | None = Field(
-        None, description="The same text as reasoning_content, under vLLM's newer name."
+        None,
+        description="The steps under vLLM's newer name instead, with reasoning_format "
+        "'reasoning'. With 'think' they open content in <think> tags; 'none' leaves them out.",
     )
 
 
