@@ -243,6 +243,7 @@ def test_max_output_tokens_ends_the_response_incomplete(proxy: ServerThread, str
     assert final["status"] == "incomplete"
     assert final["incomplete_details"] == {"reason": "max_output_tokens"}
     assert [item["type"] for item in final["output"]] == ["reasoning"]
+    assert final["output"][0]["status"] == "incomplete"
     assert final["thinkchain"]["status"] == "token_budget"
 
 

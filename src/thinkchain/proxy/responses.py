@@ -177,14 +177,16 @@ class Steps:
         return self.writer.content(delta["content"]) if delta else []
 
     def output(self, outcome: Outcome) -> list[dict[str, Any]]:
-        """The output items of a response that was not streamed."""
-        status = "incomplete" if outcome.over_budget else "completed"
+        """The output items of a response that was not streamed; as in a stream, the item a
+        spent budget cut short is the last, and 'incomplete'."""
         items = []
         if self.item and outcome.reasoning:
             items.append(reasoning_item(new_id("rs"), outcome.reasoning))
         text = self.tags.message(outcome.reasoning, outcome.answer or "")["content"]
         if text:
-            items.append(message_item(new_id("msg"), text, status))
+            items.append(message_item(new_id("msg"), text))
+        if outcome.over_budget and items:
+            items[-1]["status"] = "incomplete"
         return items
 
 
