@@ -17,7 +17,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
-from .backends.base import Chunk, GenerationRequest, Message, RequestRejected
+from .backends.base import Capabilities, Chunk, GenerationRequest, Message, RequestRejected
 from .chain import Chain
 from .prompts import LANGS
 from .settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings
@@ -32,6 +32,7 @@ class _FirstPrompt:
 
     name = "prefix-probe"
     model = "prefix-probe"
+    capabilities = Capabilities(in_process=True)
 
     def __init__(self) -> None:
         self.messages: Sequence[Message] | None = None

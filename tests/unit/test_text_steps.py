@@ -89,7 +89,7 @@ def test_iterative_text_chain_sends_the_envelope_and_keeps_the_steps():
     assert result.ok and [s.title for s in result.steps] == ["Restate", "Spell the word", "Check"]
     first = backend.requests[0]
     assert first.messages[0]["content"] == prompt("en", "text_step_system")
-    assert first.schema is None and first.extra == {"regex": TEXT_STEP_REGEX}
+    assert first.schema is None and first.regex == TEXT_STEP_REGEX
     assert backend.requests[2].messages[-1] == {"role": "assistant", "content": STEP}
     titles = [e.text for e in events if isinstance(e, StepDelta) and e.field == "title"]
     assert titles == ["Restate", "Spell the word", "Check"]

@@ -18,6 +18,22 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 
 
 @dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do, declared by the backend itself."""
+
+    # Sequences it decodes together; None when a server schedules any number of them.  One
+    # means requests are served one after another, so chains of a run take turns.
+    parallel_sequences: int | None = None
+    # How it can hold a reply to a JSON schema ("token_mask", "grammar", or the server
+    # dialects of backends/dialects.py it may try); empty: it cannot, replies are parsed.
+    structured_output: tuple[str, ...] = ()
+    # Whether it holds a reply to GenerationRequest.regex; if not, the reply is parsed.
+    regex_constraints: bool = False
+    # Whether the model runs in this process (code steps are on by default there).
+    in_process: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     messages: Sequence[Message]
     max_tokens: int
@@ -28,8 +44,9 @@ class GenerationRequest:
     seed: int | None = None
     # What the call is for ("step", "answer", "direct", ...): shown in logs and scripted tests.
     purpose: str = "step"
-    # Extra, backend-specific sampling options (for example a grammar for the embedded model).
-    extra: dict[str, Any] = field(default_factory=dict)
+    # A regular expression the whole reply must match (the free-text step's envelope); held
+    # by backends whose capabilities have regex_constraints, else the reply is parsed.
+    regex: str | None = None
     # Set by the caller to end the generation early and keep it: the reply is complete (a
     # free-text step wrote its closing line).  The backend stops between two chunks and still
     # sends its Completion, with finish_reason "stop".
@@ -106,6 +123,9 @@ class Backend(Protocol):
 
     @property
     def model(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         """Stream text chunks, then one Completion.  Raises BackendError."""

@@ -32,6 +32,7 @@ from ..events import Usage
 from . import prefix_store, schema_mask
 from .base import (
     BackendError,
+    Capabilities,
     Chunk,
     Completion,
     GenerationRequest,
@@ -164,6 +165,16 @@ class LlamaCppBackend:
         return f"llama.cpp:{self._model_name}"
 
     @property
+    def capabilities(self) -> Capabilities:
+        # Without llguidance, a schema is held by llama.cpp's own grammar and a regex not at all.
+        return Capabilities(
+            parallel_sequences=self.max_parallel,
+            structured_output=("token_mask",) if self._use_mask else ("grammar",),
+            regex_constraints=self._use_mask,
+            in_process=True,
+        )
+
+    @property
     def model(self) -> str:
         return self._model_name
 
@@ -293,15 +304,12 @@ class LlamaCppBackend:
 
     def _constraint(self, request: GenerationRequest) -> tuple[Any, Any]:
         """(llguidance mask, llama.cpp grammar): at most one of them, or neither."""
-        lark = request.extra.get("lark")
-        regex = request.extra.get("regex")
-        if request.schema is None and lark is None and regex is None:
+        regex = request.regex
+        if request.schema is None and regex is None:
             return None, None
         if self._use_mask:
             masker = self._get_masker()
-            if lark is not None:
-                grammar = masker.grammar_for_lark(lark)
-            elif regex is not None:
+            if regex is not None:
                 grammar = masker.grammar_for_regex(regex)
             else:
                 grammar = masker.grammar_for_schema(request.schema)  # type: ignore[arg-type]

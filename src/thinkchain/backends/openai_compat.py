@@ -19,6 +19,7 @@ import openai
 
 from ..events import Usage
 from .base import (
+    Capabilities,
     Chunk,
     Completion,
     GenerationRequest,
@@ -98,6 +99,13 @@ class OpenAICompatBackend:
     @property
     def name(self) -> str:
         return "openai:" + ",".join(self.base_urls)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # A server batches what it is sent; which schema dialect it speaks is found by trying
+        # (dialects.py), in this order; a regex it is never asked to hold.
+        dialects = (self._forced_dialect,) if self._forced_dialect else DIALECTS
+        return Capabilities(structured_output=tuple(d for d in dialects if d in ENFORCING_DIALECTS))
 
     @property
     def model(self) -> str:

@@ -63,13 +63,6 @@ class TokenMasker:
             self._grammars[regex] = grammar
         return grammar
 
-    def grammar_for_lark(self, lark: str) -> str:
-        grammar = self._grammars.get(lark)
-        if grammar is None:
-            grammar = llguidance.LLMatcher.grammar_from_lark(lark)
-            self._grammars[lark] = grammar
-        return grammar
-
     def matcher(self, grammar: str) -> MaskedSampling:
         matcher = llguidance.LLMatcher(self.tokenizer, grammar, log_level=0)
         if matcher.is_error():

@@ -22,6 +22,7 @@ from typing import Union
 from ..events import Usage
 from .base import (
     BackendError,
+    Capabilities,
     Chunk,
     Completion,
     GenerationRequest,
@@ -73,11 +74,20 @@ class ScriptedBackend:
     enforces_schema: bool = False
     # When the script runs out: repeat the last item instead of failing.
     repeat_last: bool = False
+    # Sequences it claims to serve at once (None: any number, like a server).
+    parallel_sequences: int | None = None
     requests: list[GenerationRequest] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return f"scripted:{self.model_name}"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            parallel_sequences=self.parallel_sequences,
+            structured_output=("scripted",) if self.enforces_schema else (),
+        )
 
     @property
     def model(self) -> str:

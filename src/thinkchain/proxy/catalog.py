@@ -63,7 +63,7 @@ class Catalog:
     _models: dict[str, ModelInfo] = field(default_factory=dict)
     _fetched_at: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _backends: dict[str, Backend] = field(default_factory=dict)
+    _backends: dict[str, OpenAICompatBackend] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         prefix, suffix = self.settings.variant_pattern.split("{model}")
@@ -189,7 +189,7 @@ class Catalog:
             assert self.local_backend is not None
             return self.local_backend
         backend = self._backends.get(model.id)
-        if backend is None or getattr(backend, "base_urls", None) != list(model.upstreams):
+        if backend is None or backend.base_urls != list(model.upstreams):
             key = self.settings.upstream_api_key
             backend = OpenAICompatBackend(
                 list(model.upstreams),

@@ -151,7 +151,7 @@ class Iterative:
                 schema=fmt.schema,
                 seed=s.seed,
                 purpose="step",
-                extra=fmt.extra,
+                regex=fmt.regex,
             )
             try:
                 generated = await calls.generate(request, "step", index, on_text)

@@ -20,7 +20,7 @@ class StepFormat:
     system_prompt: str  # prompt name (prompts/<lang>/<name>.md)
     invalid_prompt: str
     schema: dict[str, Any] | None
-    extra: dict[str, Any]
+    regex: str | None  # the envelope a reply must match, where the backend can hold it
     parse: Callable[[str], ParsedStep]
     repair: Callable[[str], ParsedStep | None]
     fields: Callable[[], StepFieldStream | TextFieldStream]
@@ -46,7 +46,7 @@ JSON_STEPS = StepFormat(
     system_prompt="step_system",
     invalid_prompt="invalid_step",
     schema=STEP_SCHEMA,
-    extra={},
+    regex=None,
     parse=parse_step,
     repair=repair_truncated,
     fields=StepFieldStream,
@@ -58,7 +58,7 @@ TEXT_STEPS = StepFormat(
     system_prompt="text_step_system",
     invalid_prompt="invalid_text_step",
     schema=None,
-    extra={"regex": TEXT_STEP_REGEX},
+    regex=TEXT_STEP_REGEX,
     parse=parse_text_step,
     repair=repair_text_step,
     fields=TextFieldStream,
