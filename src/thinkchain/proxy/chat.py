@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -31,7 +30,16 @@ from ..events import Usage
 from . import reasoning
 from .errors import ProxyError, from_chain_error
 from .limits import ChainSlots
-from .reasoning import Content, Finished, Item, Outcome, Plan
+from .reasoning import (
+    Content,
+    Finished,
+    Item,
+    Plan,
+    ReasoningRun,
+    collect,
+    log_outcome,
+    prime,
+)
 from .reasoning_format import ChatReasoning
 from .schemas import ChatCompletionRequest
 from .settings import ReasoningFormat
@@ -65,40 +73,6 @@ def completion_body(
 # -- reasoning variants -----------------------------------------------------------------------
 
 
-@dataclass
-class ReasoningRun:
-    """One running chain and the slot it holds; closing it is safe to do more than once."""
-
-    items: AsyncGenerator[Item, None]
-    slots: ChainSlots
-    closed: bool = False
-
-    async def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                await self.items.aclose()
-            finally:
-                self.slots.release()
-
-
-async def _collect(items: AsyncIterator[Item]) -> Outcome:
-    async for item in items:
-        if isinstance(item, Finished):
-            return item.outcome
-    raise ProxyError(502, "the chain ended without a result", code="no_result")
-
-
-async def _prime(items: AsyncIterator[Item]) -> list[Item]:
-    """Items up to the first the client must see at once (notes about retries can wait)."""
-    primed: list[Item] = []
-    async for item in items:
-        primed.append(item)
-        if isinstance(item, Finished) or not getattr(item, "note", False):
-            break
-    return primed
-
-
 async def reasoning_completion(
     request: Request,
     body: ChatCompletionRequest,
@@ -113,10 +87,10 @@ async def reasoning_completion(
     started = time.perf_counter()
     if not body.stream:
         try:
-            outcome = await unless_disconnected(request, _collect(run.items))
+            outcome = await unless_disconnected(request, collect(run.items))
         finally:
             await run.close()
-        _log_outcome(body.model, plan, outcome, started)
+        log_outcome(body.model, plan, outcome, started)
         if outcome.failed:
             assert outcome.error is not None
             raise from_chain_error(outcome.error)
@@ -130,14 +104,14 @@ async def reasoning_completion(
             )
         )
     try:
-        primed = await unless_disconnected(request, _prime(run.items))
+        primed = await unless_disconnected(request, prime(run.items))
     except BaseException:
         await run.close()
         raise
     last = primed[-1] if primed else None
     if isinstance(last, Finished) and last.outcome.failed:
         await run.close()
-        _log_outcome(body.model, plan, last.outcome, started)
+        log_outcome(body.model, plan, last.outcome, started)
         assert last.outcome.error is not None
         raise from_chain_error(last.outcome.error)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -177,7 +151,7 @@ async def _reasoning_events(
                     yield writer.chunk(steps.content(item.text))
                 elif isinstance(item, Finished):
                     outcome = item.outcome
-                    _log_outcome(model, plan, outcome, started)
+                    log_outcome(model, plan, outcome, started)
                     if outcome.failed:
                         assert outcome.error is not None
                         yield from_chain_error(outcome.error).sse()
@@ -197,19 +171,6 @@ async def _reasoning_events(
     except Exception:  # a bug: the stream says so in OpenAI's shape; the log has the details
         log.exception("a reasoning stream failed")
         yield ProxyError(500, "internal error", code="internal_error").sse()
-
-
-def _log_outcome(model: str, plan: Plan, outcome: Outcome, started: float) -> None:
-    status = outcome.error.kind if outcome.error else "completed"
-    log.info(
-        "%s %s: %s, %d steps, %d tokens, %.1f s",
-        model,
-        plan.strategy,
-        status,
-        len(outcome.trace.get("steps", [])),
-        outcome.usage.total_tokens,
-        time.perf_counter() - started,
-    )
 
 
 # -- the local model as itself ----------------------------------------------------------------

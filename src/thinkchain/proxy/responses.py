@@ -25,9 +25,18 @@ from starlette.responses import JSONResponse, Response
 
 from ..backends.base import Backend
 from . import code_steps, reasoning
-from .chat import ReasoningRun, _collect, _log_outcome, _prime
 from .errors import ProxyError, bad_request, from_chain_error
-from .reasoning import Content, Finished, Item, Outcome, Plan
+from .reasoning import (
+    Content,
+    Finished,
+    Item,
+    Outcome,
+    Plan,
+    ReasoningRun,
+    collect,
+    log_outcome,
+    prime,
+)
 from .reasoning_format import ChatReasoning
 from .response_events import ResponseWriter, message_item, new_id, reasoning_item
 from .response_input import chat_view, renamed
@@ -213,10 +222,10 @@ async def _respond(
     steps = Steps(fmt, writer)
     if not body.stream:
         try:
-            outcome = await unless_disconnected(request, _collect(run.items))
+            outcome = await unless_disconnected(request, collect(run.items))
         finally:
             await run.close()
-        _log_outcome(body.model, plan, outcome, started)
+        log_outcome(body.model, plan, outcome, started)
         if outcome.failed:
             assert outcome.error is not None
             raise _error(from_chain_error(outcome.error))
@@ -225,14 +234,14 @@ async def _respond(
         turn.done(writer.id, outcome)
         return JSONResponse(whole)
     try:
-        primed = await unless_disconnected(request, _prime(run.items))
+        primed = await unless_disconnected(request, prime(run.items))
     except BaseException:
         await run.close()
         raise
     last = primed[-1] if primed else None
     if isinstance(last, Finished) and last.outcome.failed:
         await run.close()
-        _log_outcome(body.model, plan, last.outcome, started)
+        log_outcome(body.model, plan, last.outcome, started)
         assert last.outcome.error is not None
         raise _error(from_chain_error(last.outcome.error))
     return ClosingStreamingResponse(
@@ -269,7 +278,7 @@ async def _events(
                     events = steps.content(item.text)
                 elif isinstance(item, Finished):
                     outcome = item.outcome
-                    _log_outcome(model, plan, outcome, started)
+                    log_outcome(model, plan, outcome, started)
                     if outcome.failed:
                         assert outcome.error is not None
                         events = writer.fail(_error(from_chain_error(outcome.error)))

@@ -199,9 +199,20 @@ def fallback_command() -> tuple[str, ...]:
     return (*orphan_guard, *(unshare_command() or ()))
 
 
+_HOOK_MARKER = "# -- the audit hook: audit_hook.py's text goes here (commands.bootstrap_source) --"
+
+
 @functools.lru_cache(maxsize=1)
 def bootstrap_source() -> str:
-    return Path(__file__).with_name("bootstrap.py").read_text(encoding="utf-8")
+    """The bootstrap with the audit hook's code in it, one script (read once per process)."""
+    here = Path(__file__).parent
+    bootstrap = (here / "bootstrap.py").read_text(encoding="utf-8")
+    hook = (here / "audit_hook.py").read_text(encoding="utf-8")
+    # The hook's body, after its own header (docstring, imports): the bootstrap has those.
+    body = hook[hook.index("# Events refused whatever their arguments") :]
+    if _HOOK_MARKER not in bootstrap:
+        raise RuntimeError("the bootstrap has lost its audit hook marker")
+    return bootstrap.replace(_HOOK_MARKER, body, 1)
 
 
 def python_command(config: dict[str, Any]) -> list[str]:
