@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from .cancel import CancelToken
@@ -117,7 +117,7 @@ class EventRunner(Generic[E, R]):
         *,
         context: Sequence[dict[str, str]] = (),
         cancel: CancelToken | None = None,
-    ) -> AsyncIterator[E]:
+    ) -> AsyncGenerator[E, None]:
         raise NotImplementedError
 
     def _result(self, event: E) -> R | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from time import perf_counter
 from typing import Any
 
@@ -142,9 +142,8 @@ class Chain(_bridge.EventRunner[ChainEvent, ChainResult]):
     ) -> None:
         if settings is None:
             settings = ChainSettings(**overrides)
-        elif overrides:
-            settings = settings.model_copy(update=overrides)
-            settings = ChainSettings.model_validate(settings.model_dump())
+        else:
+            settings = settings.derive(**overrides)
         self.backend = backend
         self.settings = settings
 
@@ -154,7 +153,7 @@ class Chain(_bridge.EventRunner[ChainEvent, ChainResult]):
         *,
         context: Sequence[Message] = (),
         cancel: CancelToken | None = None,
-    ) -> AsyncIterator[ChainEvent]:
+    ) -> AsyncGenerator[ChainEvent, None]:
         queue: asyncio.Queue[ChainEvent] = asyncio.Queue()
         run = ChainRun(self.backend, self.settings, question, context, cancel, queue)
         task = asyncio.create_task(run.main(), name="thinkchain-chain")

@@ -18,6 +18,7 @@ from .results import (
     ChainResult,
     CodeRun,
     CutOutput,
+    Decision,
     ErrorKind,
     FinalAnswer,
     NextAction,
@@ -153,6 +154,48 @@ class ChainFailed(Event):
     result: ChainResult
 
 
+# -- a run of several chains (a strategy) -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    """A run of several chains begins: the strategy, and how many chains it may start."""
+
+    type: ClassVar[str] = "run_started"
+    question: str
+    strategy: str
+    chains: int
+
+
+@dataclass(frozen=True, slots=True)
+class InChain(Event):
+    """An event of chain ``chain`` (0-based) of a run, as that chain emitted it."""
+
+    type: ClassVar[str] = "in_chain"
+    chain: int
+    event: ChainEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRead(Event):
+    """A chain of the run ended and the strategy read its answer: ``answer`` normalised (None:
+    nothing readable).  ``role`` is what the chain is in the run ("sample", ...)."""
+
+    type: ClassVar[str] = "chain_read"
+    chain: int
+    role: str
+    answer: str | None
+    result: ChainResult
+
+
+@dataclass(frozen=True, slots=True)
+class Decided(Event):
+    """The strategy decided; the run's terminal event follows, with the chosen chain's result."""
+
+    type: ClassVar[str] = "decided"
+    decision: Decision
+
+
 TerminalEvent = ChainCompleted | ChainFailed
 ChainEvent = (
     ChainStarted
@@ -172,6 +215,11 @@ ChainEvent = (
 )
 
 
+# What a run emits: a single chain's events, or a strategy's (each chain's events wrapped in
+# InChain, its reads and decision), ending in one ChainCompleted or ChainFailed either way.
+RunEvent = ChainEvent | RunStarted | InChain | ChainRead | Decided
+
+
 def is_terminal(event: Event) -> bool:
     return isinstance(event, (ChainCompleted, ChainFailed))
 
@@ -185,6 +233,7 @@ __all__ = [
     "ChainError",
     "ChainEvent",
     "ChainFailed",
+    "ChainRead",
     "ChainResult",
     "ChainStarted",
     "CodeDone",
@@ -192,11 +241,16 @@ __all__ = [
     "CodeStarted",
     "CodeWritten",
     "CutOutput",
+    "Decided",
+    "Decision",
     "ErrorKind",
     "Event",
     "FinalAnswer",
+    "InChain",
     "NextAction",
     "Retry",
+    "RunEvent",
+    "RunStarted",
     "Step",
     "StepDelta",
     "StepDiscarded",

@@ -248,6 +248,34 @@ class CutOutput:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a strategy made of its chains' answers: the normalised answers it weighed and how
+    many chains gave each, which one won, and the chain whose reasoning and answer stand for
+    the run (the first whose answer won)."""
+
+    strategy: str  # "sc", ...
+    reads: tuple[str | None, ...]  # each chain's normalised answer, in chain order (None: none)
+    counts: dict[str, int]
+    winner: str | None
+    voters: int  # chains with a readable answer
+    chosen: int | None  # 0-based index of the chain that stands for the run
+    stopped_early: bool = False  # decided before every chain had finished
+    unfinished: int = 0  # chains stopped, or never started, once it was decided
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "reads": list(self.reads),
+            "counts": self.counts,
+            "winner": self.winner,
+            "voters": self.voters,
+            "chosen": self.chosen,
+            "stopped_early": self.stopped_early,
+            "unfinished": self.unfinished,
+        }
+
+
 @dataclass(slots=True)
 class ChainResult:
     """Everything a chain produced; complete or not, nothing finished is ever dropped."""
@@ -268,6 +296,10 @@ class ChainResult:
     wasted_usage: Usage = field(default_factory=Usage)
     # Every generation the chain cut (repeats, degenerate output), with its text.
     cuts: list[CutOutput] = field(default_factory=list)
+    # A run of several chains (a strategy): every chain in order, and the decision that chose
+    # this one, whose steps and answer are the run's.  Empty and None for a single chain.
+    chains: list[ChainResult] = field(default_factory=list)
+    decision: Decision | None = None
 
     def record_cut(self, index: int, reason: str, text: str, *, repeat: bool) -> None:
         """Keeps a cut generation, so the loop can be read afterwards; the counts follow."""
@@ -300,6 +332,16 @@ class ChainResult:
         return total + self.wasted_usage
 
     @property
+    def run_usage(self) -> Usage:
+        """What the whole run took: every chain of a strategy, or this chain alone."""
+        if not self.chains:
+            return self.usage
+        total = Usage()
+        for chain in self.chains:
+            total = total + chain.usage
+        return total
+
+    @property
     def reasoning_usage(self) -> Usage:
         total = Usage()
         for step in self.steps:
@@ -307,6 +349,8 @@ class ChainResult:
         return total
 
     def to_dict(self) -> dict[str, Any]:
+        if self.decision is not None:
+            return self._run_dict(self.decision)
         return {
             "question": self.question,
             "lang": self.lang,
@@ -329,4 +373,23 @@ class ChainResult:
                 self.answer_before_check.text if self.answer_before_check else None
             ),
             "retries": self.retries,
+        }
+
+    def _run_dict(self, decision: Decision) -> dict[str, Any]:
+        """A strategy's run: the answer that stands, the decision, and every chain."""
+        return {
+            "question": self.question,
+            "answer": self.answer.text if self.answer else None,
+            "vote": {
+                "winner": decision.winner,
+                "counts": decision.counts,
+                "voters": decision.voters,
+            },
+            "winner": decision.chosen,
+            "answer_keys": list(decision.reads),
+            "stopped_early": decision.stopped_early,
+            "seconds": round(self.seconds, 4),
+            "usage": self.run_usage.to_dict(),
+            "error": self.error.to_dict() if self.error else None,
+            "samples": [chain.to_dict() for chain in self.chains],
         }

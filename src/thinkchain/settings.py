@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .sandbox.limits import SandboxLimits
 
@@ -84,6 +84,13 @@ class ChainSettings(BaseModel):
     retry_base_delay: float = Field(0.5, ge=0.0, le=60.0)
     retry_max_delay: float = Field(20.0, ge=0.0, le=600.0)
 
+    def derive(self, **changes: object) -> ChainSettings:
+        """These settings with ``changes``, checked by the same rules: every derived setting
+        (a sample's seed, an eval mode's tools, a request's options) is made here."""
+        if not changes:
+            return self
+        return ChainSettings.model_validate({**self.model_dump(), **changes})
+
     @model_validator(mode="after")
     def _min_not_above_max(self) -> ChainSettings:
         if self.min_steps > self.max_steps:
@@ -91,3 +98,33 @@ class ChainSettings(BaseModel):
                 f"min_steps ({self.min_steps}) cannot be larger than max_steps ({self.max_steps})"
             )
         return self
+
+
+# -- strategies: how many chains a run has, and how they are decided ---------------------------
+
+Strategy = Literal["chain", "sc"]
+STRATEGIES: tuple[str, ...] = ("chain", "sc")
+EarlyStop = Literal["off", "decisive", "agree"]
+# Samples must differ to vote: self-consistency samples at this temperature unless told.
+SAMPLE_TEMPERATURE = 0.7
+
+
+class StrategySettings(BaseModel):
+    """How a run is made of chains: one (``chain``), or K samples and a vote (``sc``).
+    Validated once at the edge, like ChainSettings; every face reads its defaults here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: Strategy = "chain"
+    k: int = Field(5, ge=1, le=64)
+    # The samples' temperature; None keeps the chain's own.
+    temperature: float | None = Field(SAMPLE_TEMPERATURE, ge=0.0, le=2.0)
+    early_stop: EarlyStop = "decisive"
+    agree_n: int = Field(3, le=64)  # early_stop "agree": this many first answers agree
+
+    @field_validator("agree_n")
+    @classmethod
+    def _agreement_of_two(cls, value: int) -> int:
+        if value < 2:  # one answer agrees with nothing
+            raise ValueError("agree_n must be at least 2")
+        return value

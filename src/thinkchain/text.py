@@ -18,3 +18,8 @@ def fenced(text: str, info: str = "") -> str:
     fence = "`" * max(3, longest + 1)
     body = text.rstrip("\n")
     return f"{fence}{info}\n{body}\n{fence}"
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration as every front end shows it: "3.25 s", "2 min 5 s"."""
+    return f"{seconds:.2f} s" if seconds < 60 else f"{int(seconds // 60)} min {seconds % 60:.0f} s"

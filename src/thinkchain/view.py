@@ -30,15 +30,20 @@ from .events import (
     ChainCompleted,
     ChainError,
     ChainFailed,
+    ChainRead,
     ChainResult,
     ChainStarted,
     CodeDone,
     CodeRun,
     CodeStarted,
     CodeWritten,
+    Decided,
+    Decision,
     Event,
     FinalAnswer,
+    InChain,
     Retry,
+    RunStarted,
     Step,
     StepDelta,
     StepDiscarded,
@@ -85,7 +90,8 @@ def _legacy_place(content: str, run: CodeRun, start: int) -> int:
 
 def step_parts(step: Step) -> list[Part]:
     """A finished step's content cut at its code runs, each run right after its block."""
-    content, parts, pos = step.content, [], 0
+    content, pos = step.content, 0
+    parts: list[Part] = []
     for run in step.runs:
         at = run.at if run.at is not None else _legacy_place(content, run, pos)
         at = min(max(at, pos), len(content))
@@ -246,6 +252,7 @@ class AnswerAttempt:
     text: str = ""  # as streamed
     final: FinalAnswer | None = None
     retried: bool = False
+    announced: bool = False  # begun by AnswerStarted (a retry's new text goes on without one)
 
     @property
     def shown(self) -> str:
@@ -339,7 +346,7 @@ class ChainView:
             self.steps.append(event.step)
             self.current = None
         elif isinstance(event, AnswerStarted):
-            self.answer = AnswerAttempt()
+            self.answer = AnswerAttempt(announced=True)
             self.timeline.append(self.answer)
         elif isinstance(event, AnswerDelta):
             if self.answer is None:
@@ -348,7 +355,7 @@ class ChainView:
             self.answer.text += event.text
         elif isinstance(event, AnswerDone):
             if self.answer is None:
-                self.answer = AnswerAttempt(event.answer.text)
+                self.answer = AnswerAttempt()
                 self.timeline.append(self.answer)
             self.answer.final = event.answer
             self.final = event.answer
@@ -358,6 +365,83 @@ class ChainView:
             self.final = event.result.answer
             self.error = event.error if isinstance(event, ChainFailed) else None
             self.current = None
+
+
+# -- a run: one chain, or a strategy's chains and its decision ---------------------------------
+
+
+@dataclass
+class RunView:
+    """A run as a person follows it: its chains (one, or a strategy's), what the strategy read
+    of each finished chain, its decision, and the result that stands for the run."""
+
+    question: str = ""
+    strategy: str = "chain"  # "chain" for a single chain
+    size: int = 1  # chains it may start
+    chains: list[ChainView] = field(default_factory=lambda: [ChainView()])
+    reads: list[ChainRead] = field(default_factory=list)  # in the order chains ended
+    decision: Decision | None = None
+    result: ChainResult | None = None
+    error: ChainError | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def several(self) -> bool:
+        """Whether this is a strategy's run of several chains."""
+        return self.strategy != "chain"
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    @property
+    def shown(self) -> ChainView | None:
+        """The chain shown in full: the only one, or the one the decision chose."""
+        if not self.several:
+            return self.chains[0]
+        if self.decision is None or self.decision.chosen is None:
+            return None
+        return self.chain(self.decision.chosen)
+
+    @property
+    def model(self) -> str:
+        return next((chain.model for chain in self.chains if chain.model), "")
+
+    @property
+    def answer(self) -> FinalAnswer | None:
+        """The run's final answer, once there is one."""
+        if self.result is not None:
+            return self.result.answer
+        shown = self.shown
+        return shown.final if shown is not None else None
+
+    def chain(self, index: int) -> ChainView:
+        while len(self.chains) <= index:
+            self.chains.append(ChainView())
+        return self.chains[index]
+
+    def elapsed(self) -> float:
+        return self.result.seconds if self.result else time.monotonic() - self.started
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.question, self.strategy, self.size = event.question, event.strategy, event.chains
+            self.chains = []
+        elif isinstance(event, InChain):
+            self.chain(event.chain).apply(event.event)
+        elif isinstance(event, ChainRead):
+            self.reads.append(event)
+        elif isinstance(event, Decided):
+            self.decision = event.decision
+        elif isinstance(event, (ChainCompleted, ChainFailed)):
+            self.result = event.result
+            self.error = event.error if isinstance(event, ChainFailed) else None
+            if not self.several:
+                self.chains[0].apply(event)
+        else:
+            self.chains[0].apply(event)
+            if isinstance(event, ChainStarted):
+                self.question = event.question
 
 
 class Growing:

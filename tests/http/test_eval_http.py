@@ -18,6 +18,7 @@ from thinkchain.eval.modes import parse_modes
 from thinkchain.eval.records import Record
 from thinkchain.eval.runner import Evaluation
 from thinkchain.eval.solve import SolveConfig
+from thinkchain.settings import StrategySettings
 from thinkchain.testing.fake_openai import FakeOpenAIServer
 
 # The fake server answers "The answer is 42." to every free-text request.
@@ -56,7 +57,9 @@ def run_eval(server: FakeOpenAIServer, tmp_path: Path, concurrency: int, modes: 
         Dataset("fake", "fake", ITEMS),
         parse_modes(modes),
         backend,
-        SolveConfig(ChainSettings(min_steps=1), k=3, early_stop="off"),
+        SolveConfig(
+            ChainSettings(min_steps=1), StrategySettings(strategy="sc", k=3, early_stop="off")
+        ),
         tmp_path / f"out-{concurrency}",
         concurrency=concurrency,
     )

@@ -11,10 +11,10 @@ from thinkchain import Chain, ChainSettings
 from thinkchain.backends.base import GenerationRequest
 from thinkchain.backends.scripted import Reply, ScriptedBackend, step_json
 from thinkchain.proxy.reasoning import (
-    ChainTranslator,
     Content,
     Finished,
     Reasoning,
+    RunTranslator,
 )
 
 from .helpers import QUESTION, client
@@ -70,7 +70,7 @@ async def events_of(backend: ScriptedBackend, **settings: Any) -> list[Any]:
 
 
 def translate(events: list[Any]) -> tuple[str, str, Finished]:
-    translator = ChainTranslator()
+    translator = RunTranslator()
     items = [item for event in events for item in translator.feed(event)]
     reasoning = "".join(i.text for i in items if isinstance(i, Reasoning))
     content = "".join(i.text for i in items if isinstance(i, Content))

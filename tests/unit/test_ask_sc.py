@@ -12,9 +12,20 @@ from thinkchain import ChainSettings
 from thinkchain.backends.base import GenerationRequest
 from thinkchain.backends.scripted import ScriptedBackend, step_json
 from thinkchain.cli import app
-from thinkchain.cli.ask_sc import ask_self_consistency
+from thinkchain.cli.ask import ask_run
+from thinkchain.settings import StrategySettings
+from thinkchain.strategies import make_run
 
 SETTINGS = ChainSettings(mode="iterative", min_steps=1, retry_base_delay=0.0, retry_max_delay=0.0)
+
+
+def ask_self_consistency(backend, settings, question, *, k, quiet=False, as_json=False):
+    """``thinkchain ask --strategy sc --k K`` once its options are read; exits 1 without a
+    winner, as the command does."""
+    run = make_run(backend, settings, StrategySettings(strategy="sc", k=k))
+    result = ask_run(run, question, quiet=quiet, as_json=as_json)
+    if result.error is not None:
+        raise typer.Exit(1)
 
 
 def split_vote(request: GenerationRequest) -> str:

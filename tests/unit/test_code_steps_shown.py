@@ -29,7 +29,7 @@ from thinkchain.events import (
     StepStarted,
     Usage,
 )
-from thinkchain.proxy.reasoning import ChainTranslator, Finished, Reasoning
+from thinkchain.proxy.reasoning import Finished, Reasoning, RunTranslator
 
 CODE = "print(sum(range(10)))"
 BEFORE = f"Add them up.\n```python\n{CODE}\n```"
@@ -111,7 +111,7 @@ def test_the_terminal_heading_follows_the_chain_language() -> None:
 
 
 def streamed_and_finished(events: list[ChainEvent]) -> tuple[str, str]:
-    translator = ChainTranslator()
+    translator = RunTranslator()
     items = [item for event in events for item in translator.feed(event)]
     finished = items[-1]
     assert isinstance(finished, Finished)

@@ -27,6 +27,7 @@ from thinkchain.eval.runner import (
 )
 from thinkchain.eval.solve import SolveConfig
 from thinkchain.eval.solve import solve as real_solve
+from thinkchain.settings import StrategySettings
 
 SETTINGS = ChainSettings(
     mode="iterative", min_steps=1, retry_base_delay=0.0, retry_max_delay=0.0, max_retries=0
@@ -65,7 +66,7 @@ def model(delay: float = 0.0) -> ScriptedBackend:
 
 @dataclass
 class OneAtATime(ScriptedBackend):
-    max_parallel: int = 1
+    parallel_sequences: int | None = 1
 
 
 def evaluation(
@@ -79,9 +80,12 @@ def evaluation(
 ) -> Evaluation:
     config = SolveConfig(
         settings,
-        k=kw.pop("k", 3),
-        early_stop=kw.pop("early_stop", "off"),
-        agree_n=kw.pop("agree_n", 3),
+        StrategySettings(
+            strategy="sc",
+            k=kw.pop("k", 3),
+            early_stop=kw.pop("early_stop", "off"),
+            agree_n=kw.pop("agree_n", 3),
+        ),
     )
     return Evaluation(dataset(n), parse_modes(modes), backend, config, tmp_path / "out", **kw)
 

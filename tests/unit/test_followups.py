@@ -21,7 +21,7 @@ from thinkchain.eval.datasets import DatasetError, load_dataset, read_jsonl
 from thinkchain.history.export import to_markdown
 from thinkchain.history.record import ChainRecord
 from thinkchain.prompts import prompt
-from thinkchain.proxy.reasoning import ChainTranslator, Reasoning
+from thinkchain.proxy.reasoning import Reasoning, RunTranslator
 from thinkchain.proxy.step_text import format_steps
 
 EARLIER = [
@@ -171,7 +171,7 @@ def test_a_step_without_its_own_title_has_one_heading_in_the_proxy_reasoning():
     assert finished.startswith("**Step 1**\nThere are 3 letters r")
     assert "Step 1: Step 1" not in finished
     # Streamed, the same text: the deltas add up to the finished steps.
-    translator = ChainTranslator()
+    translator = RunTranslator()
     items = [item for event in events for item in translator.feed(event)]
     assert "".join(i.text for i in items if isinstance(i, Reasoning)) == finished
 

@@ -28,9 +28,9 @@ from thinkchain.cli.render import TerminalView
 from thinkchain.events import ChainCompleted, ChainFailed
 from thinkchain.history.export import to_json, to_markdown
 from thinkchain.history.record import ChainRecord
-from thinkchain.proxy.reasoning import ChainTranslator, Content, Finished, Reasoning, VoteTranslator
+from thinkchain.proxy.reasoning import Content, Finished, Reasoning, RunTranslator
 from thinkchain.sandbox import isolation_report
-from thinkchain.strategies import SelfConsistency, VoteDone
+from thinkchain.strategies import SelfConsistency
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 UPDATE = os.environ.get("THINKCHAIN_UPDATE_GOLDEN") == "1"
@@ -234,7 +234,7 @@ def test_a_chain_shows_as_before_in_every_consumer(name: str) -> None:
     check(name, "terminal", terminal(events))
     check(name, "terminal-quiet", terminal(events, quiet=True))
     check(name, "json", json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
-    translator = ChainTranslator(code="python" in str(result.to_dict()))
+    translator = RunTranslator()
     items = [item for event in events for item in translator.feed(event)]
     check(name, "proxy", proxy_items(items))
     record = ChainRecord.from_result(result, chain_id="c1", created_at=0.0, backend="scripted")
@@ -254,17 +254,16 @@ def sc_events() -> list[Any]:
         )
 
     backend = ScriptedBackend([reply], repeat_last=True)
-    backend.max_parallel = 1  # type: ignore[attr-defined]
     settings = ChainSettings(mode="iterative", min_steps=1, retry_base_delay=0, seed=0)
-    sc = SelfConsistency(backend, settings, k=5, early_stop="off")
+    sc = SelfConsistency(backend, settings, k=5, early_stop="off", parallel=False)
     return [normalised(e) for e in sc.stream("How many r are in strawberry?")]
 
 
 def test_self_consistency_shows_as_before() -> None:
     events = sc_events()
-    assert isinstance(events[-1], VoteDone)
-    translator = VoteTranslator(5)
+    assert isinstance(events[-1], ChainCompleted) and events[-1].result.decision is not None
+    translator = RunTranslator()
     check("sc", "proxy", proxy_items([i for e in events for i in translator.feed(e)]))
     check(
-        "sc", "json", json.dumps(events[-1].outcome.to_dict(), ensure_ascii=False, indent=2) + "\n"
+        "sc", "json", json.dumps(events[-1].result.to_dict(), ensure_ascii=False, indent=2) + "\n"
     )

@@ -11,8 +11,16 @@ from thinkchain import ChainSettings
 from thinkchain.backends.base import GenerationRequest
 from thinkchain.backends.scripted import Reply, ScriptedBackend, step_json
 from thinkchain.cancel import CancelToken
-from thinkchain.events import ChainCompleted, ChainStarted
-from thinkchain.strategies import SampleDone, SampleEvent, SelfConsistency, VoteDone
+from thinkchain.events import (
+    ChainCompleted,
+    ChainFailed,
+    ChainRead,
+    ChainStarted,
+    Decided,
+    InChain,
+    RunStarted,
+)
+from thinkchain.strategies import SelfConsistency
 
 FAST = {"retry_base_delay": 0.0, "retry_max_delay": 0.0}
 DIRECT = ChainSettings(mode="direct", **FAST)
@@ -31,7 +39,7 @@ def answers_by_seed(replies: list[str], delay: float = 0.0) -> ScriptedBackend:
 class OneAtATime(ScriptedBackend):
     """Like the in-process model: decodes one sequence at a time."""
 
-    max_parallel: int = 1
+    parallel_sequences: int | None = 1
 
 
 def sequential(replies: list[str]) -> OneAtATime:
@@ -43,18 +51,25 @@ def sequential(replies: list[str]) -> OneAtATime:
 
 def test_majority_wins_and_the_winning_chain_is_kept() -> None:
     backend = answers_by_seed(["Answer: 4", "It is **3**.", "3", "Answer: three", "4"])
-    outcome = SelfConsistency(backend, DIRECT, k=5, early_stop="off").run("2+1?")
-    assert outcome.vote.winner == "3"
-    assert outcome.vote.counts == {"4": 2, "3": 3}
-    assert outcome.answer_keys == ["4", "3", "3", "3", "4"]
-    assert outcome.winner == 1  # the first sample that gave the winning answer
-    assert outcome.answer == "It is **3**."
-    assert outcome.winning_chain is outcome.samples[1]
-    assert not outcome.stopped_early and outcome.ok and outcome.error is None
-    assert len(outcome.samples) == 5
+    result = SelfConsistency(backend, DIRECT, k=5, early_stop="off").run("2+1?")
+    decision = result.decision
+    assert decision.winner == "3"
+    assert decision.counts == {"4": 2, "3": 3}
+    assert list(decision.reads) == ["4", "3", "3", "3", "4"]
+    assert decision.chosen == 1  # the first sample that gave the winning answer
+    assert result.answer.text == "It is **3**."
+    # The run's result is the chosen chain's, with every chain beside it.
+    chosen = result.chains[1]
+    assert (result.steps, result.answer, result.question) == (
+        chosen.steps,
+        chosen.answer,
+        chosen.question,
+    )
+    assert not decision.stopped_early and result.ok and result.error is None
+    assert len(result.chains) == 5
     # Usage adds up every sample.
-    assert outcome.usage.completion_tokens == sum(
-        s.usage.completion_tokens for s in outcome.samples
+    assert result.run_usage.completion_tokens == sum(
+        s.usage.completion_tokens for s in result.chains
     )
 
 
@@ -68,78 +83,82 @@ def test_samples_differ_by_seed_and_use_the_sampling_temperature() -> None:
 
 def test_a_tie_goes_to_the_answer_of_the_earlier_sample() -> None:
     backend = answers_by_seed(["5", "6", "6", "5"])
-    outcome = SelfConsistency(backend, DIRECT, k=4, early_stop="off").run("q?")
-    assert outcome.vote.winner == "5"
-    assert outcome.winner == 0
+    result = SelfConsistency(backend, DIRECT, k=4, early_stop="off").run("q?")
+    assert result.decision.winner == "5"
+    assert result.decision.chosen == 0
 
 
 def test_unreadable_answers_do_not_vote() -> None:
     backend = answers_by_seed(["I am not sure.", "7", "I cannot tell."])
-    outcome = SelfConsistency(backend, DIRECT, k=3, early_stop="off").run("q?")
-    assert outcome.answer_keys == [None, "7", None]
-    assert outcome.vote.winner == "7" and outcome.vote.voters == 1
+    result = SelfConsistency(backend, DIRECT, k=3, early_stop="off").run("q?")
+    assert list(result.decision.reads) == [None, "7", None]
+    assert result.decision.winner == "7" and result.decision.voters == 1
 
 
 def test_no_readable_answer_means_no_winner_and_an_error() -> None:
     backend = answers_by_seed(["I am not sure.", "cannot say really", "hard to tell"])
-    outcome = SelfConsistency(backend, DIRECT, k=3, early_stop="off").run("q?")
-    assert outcome.winner is None and outcome.answer is None and not outcome.ok
-    assert outcome.error is not None and outcome.error.kind == "answer_failed"
+    result = SelfConsistency(backend, DIRECT, k=3, early_stop="off").run("q?")
+    assert result.decision.chosen is None and result.answer is None and not result.ok
+    assert result.error is not None and result.error.kind == "answer_failed"
 
 
 def test_when_every_sample_fails_the_chain_error_is_reported() -> None:
     backend = ScriptedBackend([])  # every call is rejected: each chain fails
-    outcome = SelfConsistency(backend, DIRECT, k=2, early_stop="off").run("q?")
-    assert outcome.winner is None
-    assert outcome.error is not None and outcome.error.kind == "backend_error"
+    result = SelfConsistency(backend, DIRECT, k=2, early_stop="off").run("q?")
+    assert result.decision.chosen is None
+    assert result.error is not None and result.error.kind == "backend_error"
 
 
 def test_decisive_early_stop_on_a_one_at_a_time_backend_skips_the_rest() -> None:
     backend = sequential(["3", "3", "3", "4", "4"])
-    outcome = SelfConsistency(backend, DIRECT, k=5, early_stop="decisive").run("q?")
-    assert outcome.stopped_early
+    result = SelfConsistency(backend, DIRECT, k=5, early_stop="decisive").run("q?")
+    assert result.decision.stopped_early
     assert len(backend.requests) == 3  # samples 4 and 5 never ran
-    assert outcome.vote.winner == "3"
-    assert outcome.cancelled_samples == 2
+    assert result.decision.winner == "3"
+    assert result.decision.unfinished == 2
 
 
 def test_agree_stops_when_the_first_answers_agree() -> None:
     backend = sequential(["3", "3", "4", "4", "4"])
-    outcome = SelfConsistency(backend, DIRECT, k=5, early_stop="agree", agree_n=2).run("q?")
-    assert outcome.stopped_early and len(backend.requests) == 2
-    assert outcome.vote.winner == "3"
+    result = SelfConsistency(backend, DIRECT, k=5, early_stop="agree", agree_n=2).run("q?")
+    assert result.decision.stopped_early and len(backend.requests) == 2
+    assert result.decision.winner == "3"
 
 
 def test_early_stop_off_runs_every_sample() -> None:
     backend = sequential(["3"] * 5)
-    outcome = SelfConsistency(backend, DIRECT, k=5, early_stop="off").run("q?")
-    assert len(backend.requests) == 5 and not outcome.stopped_early
+    result = SelfConsistency(backend, DIRECT, k=5, early_stop="off").run("q?")
+    assert len(backend.requests) == 5 and not result.decision.stopped_early
 
 
 def test_samples_run_concurrently_on_a_backend_that_can() -> None:
     backend = answers_by_seed(["one two three four five 1"] * 3, delay=0.01)
     events = list(SelfConsistency(backend, DIRECT, k=3, early_stop="off").stream("q?"))
-    first_done = next(i for i, e in enumerate(events) if isinstance(e, SampleDone))
-    started = {e.sample for e in events[:first_done] if isinstance(e, SampleEvent)}
+    first_done = next(i for i, e in enumerate(events) if isinstance(e, ChainRead))
+    started = {e.chain for e in events[:first_done] if isinstance(e, InChain)}
     assert started == {0, 1, 2}  # all three were generating before any finished
 
 
 def test_one_at_a_time_backend_runs_samples_in_order() -> None:
     backend = sequential(["1", "2", "3"])
     events = list(SelfConsistency(backend, DIRECT, k=3, early_stop="off").stream("q?"))
-    order = [e.sample for e in events if isinstance(e, SampleEvent)]
+    order = [e.chain for e in events if isinstance(e, InChain)]
     assert order == sorted(order)
 
 
 def test_event_stream_shape() -> None:
     backend = answers_by_seed(["1", "1", "2"])
     events = list(SelfConsistency(backend, DIRECT, k=3, early_stop="off").stream("q?"))
-    assert isinstance(events[-1], VoteDone)
-    assert sum(isinstance(e, VoteDone) for e in events) == 1
-    done = [e for e in events if isinstance(e, SampleDone)]
-    assert sorted(e.sample for e in done) == [0, 1, 2]
+    # The protocol of every run: started, each chain's events, reads, the decision, and one
+    # terminal event, as a chain ends.
+    assert isinstance(events[0], RunStarted) and events[0].chains == 3
+    assert isinstance(events[-2], Decided) and isinstance(events[-1], ChainCompleted)
+    assert sum(isinstance(e, Decided) for e in events) == 1
+    assert sum(isinstance(e, (ChainCompleted, ChainFailed)) for e in events) == 1
+    done = [e for e in events if isinstance(e, ChainRead)]
+    assert sorted(e.chain for e in done) == [0, 1, 2]
     for sample in range(3):
-        mine = [e.event for e in events if isinstance(e, SampleEvent) and e.sample == sample]
+        mine = [e.event for e in events if isinstance(e, InChain) and e.chain == sample]
         assert isinstance(mine[0], ChainStarted) and isinstance(mine[-1], ChainCompleted)
 
 
@@ -151,16 +170,16 @@ def test_reasoning_chains_vote_too() -> None:
 
     backend = ScriptedBackend([reply], repeat_last=True)
     settings = ChainSettings(min_steps=1, **FAST)
-    outcome = SelfConsistency(backend, settings, k=3, early_stop="off").run("r in strawberry?")
-    assert outcome.answer_keys == ["3", "2", "3"]
-    assert outcome.vote.winner == "3"
-    assert all(len(s.steps) == 1 for s in outcome.samples)
+    result = SelfConsistency(backend, settings, k=3, early_stop="off").run("r in strawberry?")
+    assert list(result.decision.reads) == ["3", "2", "3"]
+    assert result.decision.winner == "3"
+    assert all(len(s.steps) == 1 for s in result.chains)
 
 
 def test_expect_number_makes_words_and_digits_vote_together() -> None:
     backend = answers_by_seed(["There are none.", "0", "1"])
     strategy = SelfConsistency(backend, DIRECT, k=3, early_stop="off", expect="number")
-    assert strategy.run("z in banana?").vote.counts == {"0": 2, "1": 1}
+    assert strategy.run("z in banana?").decision.counts == {"0": 2, "1": 1}
 
 
 async def test_cancel_from_outside_stops_every_sample() -> None:
@@ -170,10 +189,10 @@ async def test_cancel_from_outside_stops_every_sample() -> None:
     task = asyncio.create_task(strategy.arun("q?", cancel=cancel))
     await asyncio.sleep(0.05)
     cancel.cancel()
-    outcome = await task
-    assert outcome.winner is None
-    assert all(s.error is not None and s.error.kind == "cancelled" for s in outcome.samples)
-    assert outcome.cancelled_samples == 3
+    result = await task
+    assert result.decision.chosen is None
+    assert all(s.error is not None and s.error.kind == "cancelled" for s in result.chains)
+    assert result.decision.unfinished == 3
 
 
 @pytest.mark.timeout(30)
@@ -212,6 +231,6 @@ def test_concurrent_samples_start_in_waves_when_stopping_early(
 ) -> None:
     backend = answers_by_seed(replies, delay=0.005)
     sc = SelfConsistency(backend, DIRECT, k=5, early_stop=early_stop, agree_n=agree_n)
-    outcome = sc.run("q?")
+    result = sc.run("q?")
     assert len(backend.requests) == calls
-    assert outcome.vote.winner == ("3" if calls < 5 or replies.count("3") > 2 else "4")
+    assert result.decision.winner == ("3" if calls < 5 or replies.count("3") > 2 else "4")

@@ -6,9 +6,9 @@ import re
 import string
 
 from thinkchain.events import Retry, StepDelta, StepStarted
-from thinkchain.ui.live import ChainView
 from thinkchain.ui.markdown import safe_label, safe_markdown
 from thinkchain.ui.texts import EN, ZH
+from thinkchain.view import ChainView
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 

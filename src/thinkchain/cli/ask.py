@@ -11,11 +11,19 @@ import typer
 from rich.text import Text
 
 from ..cancel import CancelToken
-from ..chain import Chain
 from ..events import ChainCompleted, ChainFailed, ChainResult
 from ..history import ChainRecorder
 from ..questions import InvalidQuestion, clean_question
-from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings, auto_tools, parse_tools
+from ..settings import (
+    ENV_MODE,
+    MODES,
+    STRATEGIES,
+    ChainSettings,
+    StrategySettings,
+    auto_tools,
+    parse_tools,
+)
+from ..strategies import Run, make_run
 from .common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -28,7 +36,10 @@ from .common import (
 )
 from .history_cmd import HistoryOpt
 from .interrupt import ctrl_c_cancels
-from .render import TerminalView
+from .render import RunTerminalView
+
+DEFAULTS = ChainSettings()
+STRATEGY_DEFAULTS = StrategySettings()
 
 
 def ask(
@@ -37,15 +48,19 @@ def ask(
     model: ModelOpt = None,
     api_key: ApiKeyOpt = None,
     model_path: ModelPathOpt = None,
-    lang: Annotated[str, typer.Option(help="Prompt language: auto, zh or en.")] = "auto",
+    lang: Annotated[str, typer.Option(help="Prompt language: auto, zh or en.")] = DEFAULTS.lang,
     mode: Annotated[
         str,
         typer.Option(help="How the model thinks: " + ", ".join(MODES) + ".", envvar=ENV_MODE),
-    ] = DEFAULT_MODE,
-    max_steps: Annotated[int, typer.Option(help="At most this many steps.")] = 25,
-    min_steps: Annotated[int, typer.Option(help="At least this many steps.")] = 3,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.2,
-    max_tokens: Annotated[int, typer.Option(help="Max tokens per step.")] = 1000,
+    ] = DEFAULTS.mode,
+    max_steps: Annotated[int, typer.Option(help="At most this many steps.")] = DEFAULTS.max_steps,
+    min_steps: Annotated[int, typer.Option(help="At least this many steps.")] = DEFAULTS.min_steps,
+    temperature: Annotated[
+        float, typer.Option(help="Sampling temperature.")
+    ] = DEFAULTS.temperature,
+    max_tokens: Annotated[
+        int, typer.Option(help="Max tokens per step.")
+    ] = DEFAULTS.max_tokens_per_step,
     max_total_tokens: Annotated[
         int | None, typer.Option(help="Budget of generated tokens for the whole chain.")
     ] = None,
@@ -64,8 +79,8 @@ def ask(
     ] = "auto",
     strategy: Annotated[
         str, typer.Option(help="chain, or sc: K chains and a majority vote (self-consistency).")
-    ] = "chain",
-    k: Annotated[int, typer.Option("--k", help="Chains of --strategy sc.")] = 5,
+    ] = STRATEGY_DEFAULTS.strategy,
+    k: Annotated[int, typer.Option("--k", help="Chains of --strategy sc.")] = STRATEGY_DEFAULTS.k,
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for a server between two tokens.")
     ] = 120.0,
@@ -101,8 +116,9 @@ def ask(
             seed=seed,
             tools=() if auto else parse_tools(tools),
         )
-        if strategy not in ("chain", "sc") or k < 1:
+        if strategy not in STRATEGIES or k < 1:
             fail("--strategy must be chain or sc, and --k at least 1")
+        plan = StrategySettings.model_validate({"strategy": strategy, "k": k})
         try:
             clean_question(question, settings.max_question_chars)
         except InvalidQuestion as err:
@@ -121,52 +137,65 @@ def ask(
             demo=demo,
             read_timeout=timeout,
             connect_timeout=connect_timeout,
-            parallel=k if strategy == "sc" else 1,  # sc samples decode side by side
+            parallel=plan.k if plan.strategy != "chain" else 1,  # samples decode side by side
         )
         if probe is not None:
             probe.join()
         if auto:
-            embedded = not base_url and not demo
-            settings = settings.model_copy(update={"tools": auto_tools(embedded=embedded)})
-    if strategy == "sc":  # self-consistency: K chains, one vote (cli/ask_sc.py)
-        from .ask_sc import ask_self_consistency
-
-        ask_self_consistency(backend, settings, question, k=k, quiet=quiet, as_json=as_json)
-        return
+            settings = settings.derive(tools=auto_tools(embedded=not base_url and not demo))
     recorder = None
     if not no_history:
         recorder = ChainRecorder(history, backend=backend.name, source="cli", settings=settings)
-    result = run_in_terminal(
-        Chain(backend, settings),
+    result = ask_run(
+        make_run(backend, settings, plan),
         question,
-        show_steps=not quiet,
-        print_answer=not as_json,
+        quiet=quiet,
+        as_json=as_json,
         recorder=recorder,
     )
-    if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
     if result.error is not None:
         raise typer.Exit(130 if result.error.kind == "cancelled" else 1)
 
 
+def ask_run(
+    run: Run,
+    question: str,
+    *,
+    quiet: bool = False,
+    as_json: bool = False,
+    recorder: ChainRecorder | None = None,
+) -> ChainResult:
+    """One run in the terminal: shown as it happens (on stderr unless ``quiet``), the answer
+    on stdout, or the whole run as one JSON document with ``as_json``."""
+    result = run_in_terminal(
+        run, question, show_steps=not quiet, print_answer=not as_json, recorder=recorder
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    return result
+
+
 def run_in_terminal(
-    chain: Chain,
+    run: Run,
     question: str,
     *,
     show_steps: bool = True,
     print_answer: bool = True,
     recorder: ChainRecorder | None = None,
 ) -> ChainResult:
-    view = TerminalView(show_steps=show_steps, print_answer=print_answer)
+    view = RunTerminalView(show_steps=show_steps, print_answer=print_answer)
     cancel = CancelToken()
     result: ChainResult | None = None
     with ctrl_c_cancels(cancel):
-        for event in chain.stream(question, cancel=cancel):
-            view.handle(event)
-            if recorder is not None:
-                recorder.handle(event)  # each finished step is saved at once
-            if isinstance(event, (ChainCompleted, ChainFailed)):
-                result = event.result
+        try:
+            for event in run.stream(question, cancel=cancel):
+                view.handle(event)
+                if recorder is not None:
+                    recorder.handle(event)  # each finished step is saved at once
+                if isinstance(event, (ChainCompleted, ChainFailed)):
+                    result = event.result
+        finally:
+            view.close()
     assert result is not None
     if recorder is not None:
         recorder.close()

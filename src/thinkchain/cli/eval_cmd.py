@@ -23,8 +23,7 @@ from ..eval.records import Record
 from ..eval.report import ReportInfo, p_value, rich_table
 from ..eval.runner import Evaluation
 from ..eval.solve import SolveConfig
-from ..settings import ChainSettings
-from ..strategies import EarlyStop
+from ..settings import SAMPLE_TEMPERATURE, ChainSettings, EarlyStop, StrategySettings
 from .common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -35,6 +34,9 @@ from .common import (
     err_console,
     fail,
 )
+
+DEFAULTS = ChainSettings()
+STRATEGY_DEFAULTS = StrategySettings()
 
 
 class RunningScore:
@@ -98,17 +100,19 @@ def evaluate(
     concurrency: Annotated[
         int, typer.Option(help="Items at once (the embedded model decodes them side by side).")
     ] = 4,
-    k: Annotated[int, typer.Option("--k", help="Samples of self-consistency (sc).")] = 5,
+    k: Annotated[
+        int, typer.Option("--k", help="Samples of self-consistency (sc).")
+    ] = STRATEGY_DEFAULTS.k,
     sc_temperature: Annotated[
         float, typer.Option(help="Sampling temperature of the sc samples.")
-    ] = 0.7,
+    ] = SAMPLE_TEMPERATURE,
     early_stop: Annotated[
         str,
         typer.Option(help="sc: stop once the vote is decided (decisive), agree, or off."),
-    ] = "decisive",
+    ] = STRATEGY_DEFAULTS.early_stop,
     agree_n: Annotated[
         int, typer.Option(help="sc with --early-stop agree: stop when the first N answers agree.")
-    ] = 3,
+    ] = STRATEGY_DEFAULTS.agree_n,
     seed: Annotated[int, typer.Option(help="Seed of the letters generator and sampling.")] = 0,
     rescore: Annotated[
         bool,
@@ -120,14 +124,18 @@ def evaluate(
     model: ModelOpt = None,
     api_key: ApiKeyOpt = None,
     model_path: ModelPathOpt = None,
-    lang: Annotated[str, typer.Option(help="Prompt language: auto, zh or en.")] = "auto",
-    max_steps: Annotated[int, typer.Option(help="At most this many steps.")] = 25,
-    min_steps: Annotated[int, typer.Option(help="At least this many steps.")] = 3,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.2,
-    max_tokens: Annotated[int, typer.Option(help="Max tokens per step.")] = 1000,
+    lang: Annotated[str, typer.Option(help="Prompt language: auto, zh or en.")] = DEFAULTS.lang,
+    max_steps: Annotated[int, typer.Option(help="At most this many steps.")] = DEFAULTS.max_steps,
+    min_steps: Annotated[int, typer.Option(help="At least this many steps.")] = DEFAULTS.min_steps,
+    temperature: Annotated[
+        float, typer.Option(help="Sampling temperature.")
+    ] = DEFAULTS.temperature,
+    max_tokens: Annotated[
+        int, typer.Option(help="Max tokens per step.")
+    ] = DEFAULTS.max_tokens_per_step,
     final_max_tokens: Annotated[
         int, typer.Option(help="Max tokens of the final answer (direct, cot: the whole reply).")
-    ] = 1000,
+    ] = DEFAULTS.final_max_tokens,
     max_total_tokens: Annotated[
         int | None, typer.Option(help="Budget of generated tokens per chain.")
     ] = None,
@@ -160,10 +168,13 @@ def evaluate(
         )
         config = SolveConfig(
             settings,
-            k=k,
-            sc_temperature=sc_temperature,
-            early_stop=cast(EarlyStop, early_stop),
-            agree_n=agree_n,
+            StrategySettings(
+                strategy="sc",
+                k=k,
+                temperature=sc_temperature,
+                early_stop=cast(EarlyStop, early_stop),
+                agree_n=agree_n,
+            ),
         )
         out_dir = out or Path("results") / data.name
         # Every sc item runs K samples at once, so the embedded model gets a slot for each of
@@ -290,9 +301,10 @@ def _notes(evaluation: Evaluation, modes: list[str], config: SolveConfig) -> lis
         f"{s.max_tokens_per_step} tokens per step, seed {s.seed}",
     ]
     if any(m.startswith("sc") for m in modes):
+        plan = config.strategy
         notes.append(
-            f"sc: k {config.k}, temperature {config.sc_temperature}, early stop {config.early_stop}"
-            + (f" (first {config.agree_n} agree)" if config.early_stop == "agree" else "")
+            f"sc: k {plan.k}, temperature {plan.temperature}, early stop {plan.early_stop}"
+            + (f" (first {plan.agree_n} agree)" if plan.early_stop == "agree" else "")
         )
     return notes
 

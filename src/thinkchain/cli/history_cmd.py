@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from ..history import HistoryError, HistoryStore, to_json, to_markdown
-from ..history.export import format_seconds
 from ..history.store import ENV_HISTORY
+from ..text import format_seconds
 from .common import err_console, fail
 
 HistoryOpt = Annotated[

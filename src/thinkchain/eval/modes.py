@@ -42,7 +42,7 @@ class EvalMode:
             update["tools"] = (*base.tools, "python")
         if not update:
             return base
-        return ChainSettings.model_validate({**base.model_dump(), **update})
+        return base.derive(**update)
 
 
 def mode_names() -> list[str]:

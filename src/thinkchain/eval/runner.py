@@ -7,9 +7,9 @@ run ``summary.md`` and ``accuracy_vs_tokens.png``.  ``resume=True`` skips the pa
 mix two setups, so a mismatch is refused.
 
 Concurrency: ``concurrency`` items run at once (each sc item runs its K chains at once too),
-which is what a batching HTTP server wants.  A backend that decodes one sequence at a time
-(the in-process model, ``max_parallel == 1``) gets one item at a time: interleaving chains
-there only evicts each other's prompt from the KV cache.
+which is what a batching HTTP server wants.  A backend whose capabilities say it decodes one
+sequence at a time gets one item at a time: interleaving chains there only evicts each other's
+prompt from the KV cache.
 """
 
 from __future__ import annotations

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
 from ..answers import expected_kind, extract_answer_for, normalise_gold, same_answer
 from ..backends.base import Backend, Message
 from ..chain import Chain
-from ..events import ChainError, Step, Usage
-from ..settings import ChainSettings
-from ..strategies import EarlyStop, SelfConsistency
+from ..events import ChainResult, Step
+from ..settings import ChainSettings, StrategySettings
+from ..strategies import make_run
 from .items import Item
 from .modes import EvalMode
 from .records import Record
@@ -25,63 +24,60 @@ class SolveConfig:
     """What every item of a run shares."""
 
     settings: ChainSettings  # the chain settings; each mode sets its own chain mode
-    k: int = 5  # samples of self-consistency
-    sc_temperature: float = 0.7
-    early_stop: EarlyStop = "decisive"
-    agree_n: int = 3  # early_stop "agree": this many first answers must agree
+    # How a strategy's mode (sc, ...) runs its chains.
+    strategy: StrategySettings = field(default_factory=lambda: StrategySettings(strategy="sc"))
+
+    @property
+    def k(self) -> int:
+        return self.strategy.k
 
     def describe(self) -> dict[str, Any]:
         """What decides the answers: a resumed run must not change it halfway."""
+        plan = self.strategy
         described: dict[str, Any] = {
             "settings": self.settings.model_dump(mode="json"),
-            "k": self.k,
-            "sc_temperature": self.sc_temperature,
-            "early_stop": self.early_stop,
+            "k": plan.k,
+            "sc_temperature": plan.temperature,
+            "early_stop": plan.early_stop,
         }
-        if self.early_stop == "agree":  # meaningless otherwise, so not part of the setup
-            described["agree_n"] = self.agree_n
+        if plan.early_stop == "agree":  # meaningless otherwise, so not part of the setup
+            described["agree_n"] = plan.agree_n
         return described
 
 
-@dataclass
-class _Outcome:
-    answer: str | None
-    prediction: str | None
-    steps: int
-    usage: Usage
-    error: ChainError | None
-    extra: dict[str, Any]
-
-
 async def solve(backend: Backend, config: SolveConfig, mode: EvalMode, item: Item) -> Record:
-    """Run ``item`` in ``mode``; a failed chain is an incorrect record with its error kind."""
+    """Run ``item`` in ``mode``; a failed run is an incorrect record with its error kind."""
     gold = normalise_gold(item.answer)
     context, earlier = await _earlier_turns(backend, config, mode, item)
     started_at = time.time()
     started = perf_counter()
-    if mode.strategy == "sc":
-        outcome = await _self_consistency(backend, config, mode, item.question, gold, context)
-    else:
-        outcome = await _chain(backend, config, mode, item.question, gold, context)
+    plan = config.strategy if mode.strategy != "chain" else StrategySettings()
+    run = make_run(backend, mode.settings(config.settings), plan, expect=expected_kind(gold))
+    result = await run.arun(item.question, context=context)
+    answer = result.answer.text if result.answer else None
+    decision = result.decision
+    extra = _run_row(result, mode) if decision is not None else _chain_row(result, mode)
     if earlier:
-        outcome.extra["before"] = earlier
+        extra["before"] = earlier
+    prediction = decision.winner if decision is not None else extract_answer_for(answer, gold)
+    usage = result.run_usage
     return Record(
         id=item.id,
         mode=mode.name,
         gold=gold,
-        prediction=outcome.prediction,
-        correct=same_answer(outcome.prediction, gold),
-        steps=outcome.steps,
-        prompt_tokens=outcome.usage.prompt_tokens,
-        completion_tokens=outcome.usage.completion_tokens,
-        cached_tokens=outcome.usage.cached_tokens,
+        prediction=prediction,
+        correct=same_answer(prediction, gold),
+        steps=sum(len(c.steps) for c in result.chains) if decision else len(result.steps),
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
         seconds=perf_counter() - started,
         started_at=started_at,
-        error=outcome.error.kind if outcome.error else None,
-        error_message=outcome.error.message if outcome.error else None,
-        answer=outcome.answer,
+        error=result.error.kind if result.error else None,
+        error_message=result.error.message if result.error else None,
+        answer=answer,
         level=item.level,
-        extra=outcome.extra,
+        extra=extra,
     )
 
 
@@ -107,16 +103,8 @@ async def _earlier_turns(
     return context, earlier
 
 
-async def _chain(
-    backend: Backend,
-    config: SolveConfig,
-    mode: EvalMode,
-    question: str,
-    gold: str | None,
-    context: Sequence[Message] = (),
-) -> _Outcome:
-    result = await Chain(backend, mode.settings(config.settings)).arun(question, context=context)
-    answer = result.answer.text if result.answer else None
+def _chain_row(result: ChainResult, mode: EvalMode) -> dict[str, Any]:
+    """What a row keeps of one chain, to read it afterwards."""
     # With +verify the chain's last step is the check, and `answer` is the answer it left.
     extra: dict[str, Any] = {"revised": result.revised} if mode.verify else {}
     if result.answer_before_check is not None:
@@ -128,55 +116,33 @@ async def _chain(
     extra["cut_steps"] = [cut.to_dict() for cut in result.cuts]  # what was cut, to read why
     # The steps themselves, so an outlier (a wrong or very long chain) can be read afterwards.
     extra["chain"] = [chain_row(step) for step in result.steps]
-    prediction = extract_answer_for(answer, gold)
-    return _Outcome(answer, prediction, len(result.steps), result.usage, result.error, extra)
+    return extra
 
 
-async def _self_consistency(
-    backend: Backend,
-    config: SolveConfig,
-    mode: EvalMode,
-    question: str,
-    gold: str | None,
-    context: Sequence[Message] = (),
-) -> _Outcome:
-    strategy = SelfConsistency(
-        backend,
-        mode.settings(config.settings),
-        k=config.k,
-        temperature=config.sc_temperature,
-        early_stop=config.early_stop,
-        agree_n=config.agree_n,
-        expect=expected_kind(gold),
-    )
-    outcome = await strategy.arun(question, context=context)
+def _run_row(result: ChainResult, mode: EvalMode) -> dict[str, Any]:
+    """What a row keeps of a strategy's run: the decision and each chain's answer."""
+    decision = result.decision
+    assert decision is not None
+    chains = result.chains
     extra: dict[str, Any] = {
-        "votes": outcome.vote.counts,
-        "samples": len(outcome.samples),
-        "stopped_early": outcome.stopped_early,
-        "sample_answers": [s.answer.text if s.answer else None for s in outcome.samples],
-        "cut": sum(s.repeated_steps + s.degenerate_outputs for s in outcome.samples),
+        "votes": decision.counts,
+        "samples": len(chains),
+        "stopped_early": decision.stopped_early,
+        "sample_answers": [c.answer.text if c.answer else None for c in chains],
+        "cut": sum(c.repeated_steps + c.degenerate_outputs for c in chains),
     }
     if mode.python:
-        # Each sample's code and what it printed, so a vote over code chains can be read.
+        # Each chain's code and what it printed, so a decision over code chains can be read.
         extra["sample_runs"] = [
-            [run.to_dict() for step in sample.steps for run in step.runs]
-            for sample in outcome.samples
+            [run.to_dict() for step in c.steps for run in step.runs] for c in chains
         ]
     if mode.verify:
-        # Each sample's check, as for a single chain: the verification table counts samples.
-        extra["samples_revised"] = [s.revised for s in outcome.samples]
+        # Each chain's check, as for a single chain: the verification table counts them.
+        extra["samples_revised"] = [c.revised for c in chains]
         extra["sample_answers_before_check"] = [
-            s.answer_before_check.text if s.answer_before_check else None for s in outcome.samples
+            c.answer_before_check.text if c.answer_before_check else None for c in chains
         ]
-    return _Outcome(
-        answer=outcome.answer,
-        prediction=outcome.vote.winner,
-        steps=sum(len(sample.steps) for sample in outcome.samples),
-        usage=outcome.usage,
-        error=outcome.error,
-        extra=extra,
-    )
+    return extra
 
 
 def rescore(record: Record) -> Record:

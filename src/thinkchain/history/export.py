@@ -8,7 +8,7 @@ import time
 
 from ..events import CodeRun
 from ..labels import code_failure_detail, finished_step_heading
-from ..text import fenced
+from ..text import fenced, format_seconds
 from .conversation import Conversation
 from .record import COMPLETED, ChainRecord
 
@@ -44,10 +44,6 @@ _LABELS = {
         "colon": "：",
     },
 }
-
-
-def format_seconds(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds < 60 else f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 
 def to_json(record: ChainRecord) -> str:

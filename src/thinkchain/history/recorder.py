@@ -19,10 +19,12 @@ from pathlib import Path
 from ..events import (
     AnswerDone,
     ChainCompleted,
-    ChainEvent,
     ChainFailed,
     ChainResult,
     ChainStarted,
+    FinalAnswer,
+    RunEvent,
+    Step,
     StepDone,
 )
 from ..settings import ChainSettings
@@ -61,6 +63,8 @@ class ChainRecorder:
         self.created_at = time.time()
         self.error: str | None = None  # the last reason a write failed, for people
         self.saved_steps = 0
+        self._steps_given = 0  # steps handed to the writer, saved or not yet
+        self._answer_given = False
         self._started = False
         self._closed = False
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -69,17 +73,25 @@ class ChainRecorder:
 
     # -- events -> writes ---------------------------------------------------------------------
 
-    def handle(self, event: ChainEvent) -> None:
+    def handle(self, event: RunEvent) -> None:
+        """A run's event: a chain's own are saved as they come; a strategy's chains are not
+        kept, the one it chose is, whole, when the run ends."""
         if isinstance(event, ChainStarted):
             self._start(event.question, event.lang, event.model, event.mode)
         elif isinstance(event, StepDone):
-            step = event.step
-            self._put(lambda store: store.add_step(self.chain_id, step), counts_step=True)
+            self._add_step(event.step)
         elif isinstance(event, AnswerDone):
-            answer = event.answer
-            self._put(lambda store: store.set_answer(self.chain_id, answer))
+            self._set_answer(event.answer)
         elif isinstance(event, (ChainCompleted, ChainFailed)):
             self._finish(event.result)
+
+    def _add_step(self, step: Step) -> None:
+        self._steps_given += 1
+        self._put(lambda store: store.add_step(self.chain_id, step), counts_step=True)
+
+    def _set_answer(self, answer: FinalAnswer) -> None:
+        self._answer_given = True
+        self._put(lambda store: store.set_answer(self.chain_id, answer))
 
     def _start(self, question: str, lang: str, model: str, mode: str) -> None:
         self._started = True
@@ -109,6 +121,11 @@ class ChainRecorder:
                 self.close()
                 return
             self._start(result.question, result.lang, result.model, result.mode)
+        # A run that streamed none of its chosen chain here (a strategy's) gives it whole.
+        for step in result.steps[self._steps_given :]:
+            self._add_step(step)
+        if result.answer is not None and not self._answer_given:
+            self._set_answer(result.answer)
 
         def write(store: HistoryStore) -> None:
             store.finish_chain(

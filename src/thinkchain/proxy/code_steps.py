@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..settings import ChainSettings, Tool
+from ..settings import Tool
 from . import reasoning
 from .errors import ProxyError
 from .reasoning import Plan
@@ -40,5 +40,5 @@ def plan(body: ChatCompletionRequest, proxy: ProxySettings) -> Plan:
     planned = reasoning.plan(body, proxy)
     if not tools:
         return planned
-    settings = ChainSettings.model_validate({**planned.settings.model_dump(), "tools": tools})
+    settings = planned.settings.derive(tools=tools)
     return dataclasses.replace(planned, settings=settings)

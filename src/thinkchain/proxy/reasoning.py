@@ -9,19 +9,18 @@ HTTP layer (chat.py) only writes those out; it never sees a chain event.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
 from ..backends.base import Backend, Message
-from ..chain import Chain
 from ..events import (
-    ChainCompleted,
     ChainError,
-    ChainFailed,
     ChainResult,
     Event,
     Retry,
@@ -29,19 +28,21 @@ from ..events import (
     Usage,
 )
 from ..questions import InvalidQuestion, clean_question
-from ..settings import ChainSettings
-from ..strategies import SampleDone, SelfConsistency, VoteDone
+from ..settings import ChainSettings, StrategySettings
+from ..strategies import make_run
 from ..text import replace_lone_surrogates
-from ..view import ChainView, Growing
-from .errors import bad_request, describe_validation
+from ..view import Growing, RunView
+from .errors import ProxyError, bad_request, describe_validation
+from .limits import ChainSlots
 from .schemas import ChatCompletionRequest, ChatMessage, ThinkchainOptions
 from .settings import ProxySettings
-from .step_text import answer_document, format_steps, reasoning_document
+from .step_text import format_steps, run_answer, run_reasoning
+
+log = logging.getLogger("thinkchain.proxy")
 
 # Budgets end a chain without an answer, the way max_completion_tokens ends an OpenAI
 # reasoning model's turn: a normal response with finish_reason "length", not an error.
 _BUDGET_KINDS = ("token_budget", "time_budget")
-_SC_TEMPERATURE = 0.7  # samples must differ to vote; used unless the request sets one
 _MAX_FINAL_TOKENS = 32768
 
 
@@ -53,9 +54,7 @@ class Plan:
     question: str
     context: list[Message]
     settings: ChainSettings
-    strategy: Literal["chain", "sc"]
-    k: int
-    sc_temperature: float
+    strategy: StrategySettings
 
 
 def _text_of(message: ChatMessage, param: str) -> str:
@@ -158,7 +157,7 @@ def plan(body: ChatCompletionRequest, proxy: ProxySettings) -> Plan:
     )
     update["max_seconds"] = _smallest(proxy.max_seconds, base.max_seconds)
     try:
-        settings = ChainSettings.model_validate({**base.model_dump(), **update})
+        settings = base.derive(**update)
     except ValidationError as err:
         message, param = describe_validation(err)
         raise bad_request(message, param=f"thinkchain.{param}" if param else None) from None
@@ -167,9 +166,12 @@ def plan(body: ChatCompletionRequest, proxy: ProxySettings) -> Plan:
         question=question,
         context=context,
         settings=settings,
-        strategy=opts.strategy,
-        k=opts.k or min(proxy.default_k, proxy.max_k),
-        sc_temperature=body.temperature if body.temperature is not None else _SC_TEMPERATURE,
+        strategy=StrategySettings(
+            strategy=opts.strategy,
+            k=opts.k or min(proxy.default_k, proxy.max_k),
+            # A request's temperature is the samples' too; otherwise they sample as usual.
+            **({"temperature": body.temperature} if body.temperature is not None else {}),
+        ),
     )
 
 
@@ -227,115 +229,115 @@ class Finished:
 Item = Reasoning | Content | Finished
 
 
-def chain_outcome(result: ChainResult, error: ChainError | None) -> Outcome:
+def run_outcome(
+    result: ChainResult, error: ChainError | None, reasoning: str, size: int
+) -> Outcome:
+    """What the response says of a finished run: the answer, the reasoning as written, usage
+    (every chain of a strategy), and the trace (the run as ``thinkchain`` JSON)."""
+    trace: dict[str, Any]
+    if result.decision is None:
+        trace = {"strategy": "chain", **result.to_dict()}
+        reasoning_tokens = result.reasoning_usage.completion_tokens
+    else:
+        trace = {"strategy": result.decision.strategy, "k": size, **result.to_dict()}
+        trace["steps"] = [s.to_dict() for s in result.steps]
+        answer_tokens = result.answer.usage.completion_tokens if result.answer else 0
+        reasoning_tokens = result.run_usage.completion_tokens - answer_tokens
     return Outcome(
         answer=result.answer.text if result.answer else None,
-        reasoning=format_steps(result.steps, result.lang),
-        usage=result.usage,
-        reasoning_tokens=result.reasoning_usage.completion_tokens,
+        reasoning=reasoning,
+        usage=result.run_usage,
+        reasoning_tokens=reasoning_tokens,
         error=error,
-        trace={"strategy": "chain", **result.to_dict()},
+        trace=trace,
     )
 
 
-class ChainTranslator:
-    """Chain events -> reasoning and answer text, as they stream: the fold's documents
-    (step_text.py), each written as it grows."""
+class RunTranslator:
+    """A run's events -> reasoning and answer text, as they stream: documents of the run's
+    view (step_text.py), each written as it grows, then one Finished."""
 
-    def __init__(self, *, code: bool = False) -> None:
-        # ``code`` is kept for callers; where a block's output goes is known from the events.
-        self.view = ChainView()
+    def __init__(self) -> None:
+        self.view = RunView()
         self.reasoning = Growing()
         self.content = Growing()
 
     def feed(self, event: Event) -> list[Item]:
-        self.view.apply(event)
-        if isinstance(event, (ChainCompleted, ChainFailed)):
-            error = event.error if isinstance(event, ChainFailed) else None
-            return [Finished(chain_outcome(event.result, error))]
+        view = self.view
+        view.apply(event)
         items: list[Item] = []
-        text = self.reasoning.grow(reasoning_document(self.view))
+        text = self.reasoning.grow(run_reasoning(view))
         if text:
             items.append(Reasoning(text, note=isinstance(event, (Retry, StepDiscarded))))
-        text = self.content.grow(answer_document(self.view))
+        text = self.content.grow(run_answer(view))
         if text:
             items.append(Content(text))
+        if view.result is not None:
+            reasoning = (
+                self.reasoning.sent
+                if view.several
+                else format_steps(view.result.steps, view.result.lang)
+            )
+            items.append(Finished(run_outcome(view.result, view.error, reasoning, view.size)))
         return items
 
 
-class VoteTranslator:
-    """Self-consistency events -> a line per finished sample, the vote, the winning chain."""
+# -- consuming a run's items (chat completions and responses alike) ---------------------------
 
-    def __init__(self, k: int) -> None:
-        self.k = k
-        self.lines: list[str] = []
 
-    def _line(self, text: str) -> Reasoning:
-        item = Reasoning(("\n" if self.lines else "") + text)
-        self.lines.append(item.text)
-        return item
+@dataclass
+class ReasoningRun:
+    """One running chain and the slot it holds; closing it is safe to do more than once."""
 
-    def feed(self, event: Event) -> list[Item]:
-        if isinstance(event, SampleDone):
-            result = event.result
-            if event.answer_key is not None:
-                what = f"answered {event.answer_key}"
-            elif result.error is not None:
-                what = f"no answer ({result.error.kind})"
-            else:
-                what = "no readable answer"
-            steps = len(result.steps)
-            return [
-                self._line(f"Sample {event.sample + 1} of {self.k}: {what} after {steps} step(s)")
-            ]
-        if isinstance(event, VoteDone):
-            return self._finish(event)
-        return []
+    items: AsyncGenerator[Item, None]
+    slots: ChainSlots
+    closed: bool = False
 
-    def _finish(self, event: VoteDone) -> list[Item]:
-        o = event.outcome
-        items: list[Item] = []
-        winner = o.winning_chain
-        trace: dict[str, Any] = {"strategy": "sc", "k": self.k, **o.to_dict()}
-        trace["steps"] = [s.to_dict() for s in winner.steps] if winner else []
-        answer_tokens = 0
-        if winner is not None and winner.answer is not None:
-            votes = o.vote.counts.get(o.vote.winner or "", 0)
-            items.append(
-                self._line(
-                    f"\nVote: {o.vote.winner} ({votes} of {o.vote.voters} votes); the reasoning "
-                    f"of sample {(o.winner or 0) + 1}:\n\n{format_steps(winner.steps, winner.lang)}"
-                )
-            )
-            items.append(Content(winner.answer.text))
-            answer_tokens = winner.answer.usage.completion_tokens
-        usage = o.usage
-        items.append(
-            Finished(
-                Outcome(
-                    answer=o.answer,
-                    reasoning="".join(self.lines),
-                    usage=usage,
-                    reasoning_tokens=usage.completion_tokens - answer_tokens,
-                    error=None if o.ok else o.error,
-                    trace=trace,
-                )
-            )
-        )
-        return items
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                await self.items.aclose()
+            finally:
+                self.slots.release()
+
+
+async def collect(items: AsyncIterator[Item]) -> Outcome:
+    async for item in items:
+        if isinstance(item, Finished):
+            return item.outcome
+    raise ProxyError(502, "the chain ended without a result", code="no_result")
+
+
+async def prime(items: AsyncIterator[Item]) -> list[Item]:
+    """Items up to the first the client must see at once (notes about retries can wait)."""
+    primed: list[Item] = []
+    async for item in items:
+        primed.append(item)
+        if isinstance(item, Finished) or not getattr(item, "note", False):
+            break
+    return primed
+
+
+def log_outcome(model: str, plan: Plan, outcome: Outcome, started: float) -> None:
+    status = outcome.error.kind if outcome.error else "completed"
+    log.info(
+        "%s %s: %s, %d steps, %d tokens, %.1f s",
+        model,
+        plan.strategy.strategy,
+        status,
+        len(outcome.trace.get("steps", [])),
+        outcome.usage.total_tokens,
+        time.perf_counter() - started,
+    )
 
 
 async def run(backend: Backend, plan: Plan) -> AsyncGenerator[Item, None]:
     """The run's output.  Closing this generator cancels the chain and its upstream calls."""
-    translator: ChainTranslator | VoteTranslator
-    if plan.strategy == "sc":
-        translator = VoteTranslator(plan.k)
-        events: Any = SelfConsistency(
-            backend, plan.settings, k=plan.k, temperature=plan.sc_temperature
-        ).astream(plan.question, context=plan.context)
-    else:
-        translator = ChainTranslator(code="python" in plan.settings.tools)
-        events = Chain(backend, plan.settings).astream(plan.question, context=plan.context)
+    translator = RunTranslator()
+    events = make_run(backend, plan.settings, plan.strategy).astream(
+        plan.question, context=plan.context
+    )
     async with aclosing(events) as stream:
         async for event in stream:
             for item in translator.feed(event):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..events import CodeRun, Step
+from ..events import ChainRead, CodeRun, Step
 from ..labels import has_own_title, label, step_heading
 from ..text import fenced
-from ..view import ChainView, Notice, Part, StepAttempt, TextPart, step_parts
+from ..view import ChainView, Notice, Part, RunView, StepAttempt, TextPart, step_parts
 
 
 def heading_start(index: int, lang: str) -> str:
@@ -120,3 +120,47 @@ def answer_document(view: ChainView) -> str:
             if entry.retried and entry.shown:
                 text += "\n\n"
     return text
+
+
+# -- a run: one chain, or a strategy's chains and decision ------------------------------------
+
+
+def read_line(read: ChainRead, size: int) -> str:
+    """A finished chain of a strategy's run, in a line: "Sample 2 of 5: answered 3 after 4
+    step(s)"."""
+    result = read.result
+    if read.answer is not None:
+        what = f"answered {read.answer}"
+    elif result.error is not None:
+        what = f"no answer ({result.error.kind})"
+    else:
+        what = "no readable answer"
+    return (
+        f"{read.role.capitalize()} {read.chain + 1} of {size}: {what} after "
+        f"{len(result.steps)} step(s)"
+    )
+
+
+def run_reasoning(view: RunView) -> str:
+    """The run's reasoning as it has streamed: a chain's own steps; for a strategy, a line per
+    finished chain, then the decision and the reasoning of the chain it chose."""
+    if not view.several:
+        return reasoning_document(view.chains[0])
+    text = "\n".join(read_line(read, view.size) for read in view.reads)
+    result, decision = view.result, view.decision
+    if result is None or decision is None or decision.chosen is None or result.answer is None:
+        return text
+    role = next((r.role for r in view.reads if r.chain == decision.chosen), "chain")
+    votes = decision.counts.get(decision.winner or "", 0)
+    return text + (
+        f"\n\nVote: {decision.winner} ({votes} of {decision.voters} votes); the reasoning of "
+        f"{role} {decision.chosen + 1}:\n\n{format_steps(result.steps, result.lang)}"
+    )
+
+
+def run_answer(view: RunView) -> str:
+    """The answer as it has streamed: a chain's as it is written; a strategy's once decided."""
+    if not view.several:
+        return answer_document(view.chains[0])
+    result = view.result
+    return result.answer.text if result is not None and result.answer is not None else ""

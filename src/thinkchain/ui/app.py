@@ -18,13 +18,13 @@ import streamlit as st
 from thinkchain.backends.base import Backend, BackendError
 from thinkchain.cancel import CancelToken
 from thinkchain.chain import Chain
-from thinkchain.events import ChainEvent
+from thinkchain.events import RunEvent
 from thinkchain.history import ChainRecorder, Conversation, HistoryError, HistoryStore
 from thinkchain.history.store import default_path
 from thinkchain.models import ModelError
 from thinkchain.questions import InvalidQuestion, clean_question
 from thinkchain.settings import ChainSettings
-from thinkchain.strategies import SelfConsistency, StrategyEvent, stream_as_chain
+from thinkchain.strategies import make_run
 from thinkchain.ui import sidebar, view
 from thinkchain.ui.backend_choice import (
     BackendChoice,
@@ -98,25 +98,14 @@ def _submit(chat: Chat, text: str, page: sidebar.PageSettings, t: Any) -> str | 
     chat.stop()
     context = chat.context()
     describe = page.choice.describe()
-    if page.strategy == "sc":
-        sc = SelfConsistency(backend, settings, k=page.k)
-        run = _start(
-            text,
-            lambda cancel: stream_as_chain(sc, text, context=context, cancel=cancel),
-            describe,
-            settings,
-            conversation=chat.id,
-            samples=page.k,
-        )
-    else:
-        chain = Chain(backend, settings)
-        run = _start(
-            text,
-            lambda cancel: chain.stream(text, context=context, cancel=cancel),
-            describe,
-            settings,
-            conversation=chat.id,
-        )
+    main = make_run(backend, settings, page.strategy)
+    run = _start(
+        text,
+        lambda cancel: main.stream(text, context=context, cancel=cancel),
+        describe,
+        settings,
+        conversation=chat.id,
+    )
     direct = None
     if page.compare:
         plain = Chain(backend, settings, mode="direct")
@@ -134,13 +123,12 @@ def _submit(chat: Chat, text: str, page: sidebar.PageSettings, t: Any) -> str | 
 
 def _start(
     text: str,
-    events: Callable[[CancelToken], Iterator[ChainEvent | StrategyEvent]],
+    events: Callable[[CancelToken], Iterator[RunEvent]],
     backend: str,
     settings: ChainSettings,
     *,
     conversation: str,
     paired_with: str | None = None,
-    samples: int = 0,
 ) -> LiveRun:
     """``conversation``: "" for the first question, whose chain's id then names it."""
     recorder = ChainRecorder(
@@ -151,9 +139,7 @@ def _start(
         paired_with=paired_with,
         conversation=conversation or None,
     )
-    return LiveRun(
-        text, events, recorder, backend=backend, settings=settings.model_dump(), samples=samples
-    ).start()
+    return LiveRun(text, events, recorder, backend=backend, settings=settings.model_dump()).start()
 
 
 def _backend(choice: BackendChoice, t: Any) -> tuple[Backend | None, str | None]:
@@ -251,7 +237,7 @@ def _show_last(chat: Chat, t: Any) -> None:
     if record is None or chat.run is None:
         return
     snapshot = chat.run.snapshot()
-    view.turn(record, t, vote=snapshot if snapshot.k else None)
+    view.turn(record, t, vote=snapshot if snapshot.several else None)
     runs = [run for run in (chat.run, chat.direct) if run is not None]
     for problem in {run.history_error for run in runs} - {None}:
         st.warning(t("history_not_saved", message=safe_label(str(problem))))

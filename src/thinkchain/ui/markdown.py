@@ -23,18 +23,6 @@ def safe_markdown(text: str) -> str:
     return "\n".join("\n".join(lines if fenced else _prose(lines)) for lines, fenced, _ in pieces)
 
 
-def code_segments(text: str) -> list[tuple[str, str | None]]:
-    """``text`` cut at its fenced code blocks, each piece made safe as :func:`safe_markdown`
-    makes it: ``(markdown, code)``, where ``code`` is a block's body and None for prose."""
-    segments: list[tuple[str, str | None]] = []
-    for lines, fenced, closed in _pieces(text):
-        if fenced:
-            segments.append(("\n".join(lines), "\n".join(lines[1 : -1 if closed else None])))
-        else:
-            segments.append(("\n".join(_prose(lines)), None))
-    return segments
-
-
 def _pieces(text: str) -> list[tuple[list[str], bool, bool]]:
     """The lines of ``text`` in runs of prose and fenced blocks (fence lines included), each
     with whether it is a block and whether that block is closed; a block still open at the end

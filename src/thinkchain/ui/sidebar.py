@@ -5,14 +5,22 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
 from pydantic import ValidationError
 
 from ..history import Conversation
-from ..settings import DEFAULT_MODE, ENV_MODE, MODES, ChainSettings, auto_tools
+from ..settings import (
+    DEFAULT_MODE,
+    ENV_MODE,
+    MODES,
+    STRATEGIES,
+    ChainSettings,
+    StrategySettings,
+    auto_tools,
+)
 from .backend_choice import DEMO, EMBEDDED, SERVER, BackendChoice, embedded_options, kinds
 from .markdown import safe_label
 from .texts import LANGUAGES, has_text
@@ -37,12 +45,8 @@ class PageSettings:
     choice: BackendChoice
     chain: ChainSettings | None  # None when the values do not go together
     problem: str | None  # why ``chain`` is None
-    strategy: str = "chain"  # "chain" or "sc" (self-consistency)
-    k: int = 5  # chains that vote, for "sc"
+    strategy: StrategySettings = field(default_factory=StrategySettings)  # one chain, or more
     compare: bool = False  # also ask for a direct answer, shown beside the chain
-
-
-STRATEGIES = ["chain", "sc"]
 
 
 def language() -> str:
@@ -113,13 +117,14 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
     )
     strategy = side.radio(
         t("strategy"),
-        STRATEGIES,
+        list(STRATEGIES),
         format_func=lambda v: t(f"strategy_{v}"),
         key="tc.strategy",
     )
-    k = 5
+    k = StrategySettings().k
     if strategy == "sc":
-        k = int(side.number_input(t("k_samples"), 2, 9, 5, help=t("k_samples_help"), key="tc.k"))
+        k = int(side.number_input(t("k_samples"), 2, 9, k, help=t("k_samples_help"), key="tc.k"))
+    plan = StrategySettings(strategy=strategy, k=k)
     compare = bool(side.toggle(t("compare"), help=t("compare_help"), key="tc.compare"))
     # Starts as the CLI's default does: on for the embedded model where the sandbox holds.
     code = side.toggle(
@@ -164,8 +169,8 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
         problem = "; ".join(
             str(e.get("msg", "")).removeprefix("Value error, ") for e in err.errors()
         )
-        return PageSettings(choice, None, problem, str(strategy), k, compare)
-    return PageSettings(choice, chain, None, str(strategy), k, compare)
+        return PageSettings(choice, None, problem, plan, compare)
+    return PageSettings(choice, chain, None, plan, compare)
 
 
 def history(

@@ -11,11 +11,10 @@ from collections.abc import Callable
 import streamlit as st
 
 from ..events import CodeRun, Step
-from ..history.export import format_seconds
 from ..labels import has_own_title
-from ..text import fenced
-from .live import Notice, PartialStep
-from .markdown import code_segments, safe_label, safe_markdown
+from ..text import fenced, format_seconds
+from ..view import Notice, Part, StepAttempt, TextPart, step_parts
+from .markdown import safe_label, safe_markdown
 
 Translate = Callable[..., str]
 
@@ -29,7 +28,7 @@ def step(item: Step, t: Translate) -> None:
         else:
             heading = t("step_untitled", index=item.index)
         st.markdown(f"**{heading}**")
-        body(item.content, item.runs, None, t)
+        body(step_parts(item), None, t)
         meta = t(
             "step_meta", seconds=format_seconds(item.seconds), tokens=item.usage.completion_tokens
         )
@@ -40,53 +39,32 @@ def step(item: Step, t: Translate) -> None:
         st.caption(meta)
 
 
-def partial_step(current: PartialStep, t: Translate) -> None:
-    if has_own_title(current.index, current.title):
-        heading = t("step_heading", index=current.index, title=safe_label(current.title) + " …")
+def partial_step(current: StepAttempt, t: Translate) -> None:
+    title = current.title.strip()
+    if has_own_title(current.index, title):
+        heading = t("step_heading", index=current.index, title=safe_label(title) + " …")
     else:
         heading = t("step_untitled", index=current.index) + " …"
     with st.container(border=True):
         st.markdown(f"**{heading}**")
-        body(current.content, current.runs, current.running_code, t, writing=True)
+        body(current.parts(), current.running, t, writing=True)
         st.caption(t("step_writing"))
 
 
-def body(
-    content: str,
-    runs: list[CodeRun] | tuple[CodeRun, ...],
-    running: str | None,
-    t: Translate,
-    *,
-    writing: bool = False,
-) -> None:
-    """The step's text, each code block followed by what came of running it."""
-    pending = list(runs)
-    text: list[str] = []
-
-    def flush() -> None:
-        if "".join(text).strip():
-            st.markdown("\n".join(text))
-        text.clear()
-
-    for markdown, code in code_segments(content):
-        text.append(markdown)
-        if code is None:
-            continue
-        if pending and _same_code(code, pending[0].code):
-            flush()
-            code_run(pending.pop(0), t)
-        elif running is not None and _same_code(code, running):
-            flush()
+def body(parts: list[Part], running: str | None, t: Translate, *, writing: bool = False) -> None:
+    """The step's text, each code block followed by what came of running it (or a note that
+    it runs)."""
+    for i, part in enumerate(parts):
+        if isinstance(part, TextPart):
+            text = safe_markdown(part.text)
+            if writing and i == len(parts) - 1:  # the text still being written
+                text += CURSOR
+            if part.text.strip():
+                st.markdown(text)
+        elif part.run is not None:
+            code_run(part.run, t)
+        elif running is not None and part.code == running:
             st.caption("⏳ " + t("code_running"))
-            running = None
-    if writing and "".join(text).strip():
-        text[-1] += CURSOR
-    flush()
-    # Runs whose block the text does not show as written still belong under the step.
-    for run in pending:
-        code_run(run, t)
-    if running is not None:
-        st.caption("⏳ " + t("code_running"))
 
 
 def code_run(run: CodeRun, t: Translate) -> None:
@@ -117,7 +95,3 @@ def notices(items: list[Notice], t: Translate) -> None:
         else:
             text = t("notice_retry", index=notice.index, attempt=notice.attempt, reason=reason)
         st.caption("↻ " + text)
-
-
-def _same_code(block: str, code: str) -> bool:
-    return block.strip() == code.strip()

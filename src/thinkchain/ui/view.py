@@ -17,9 +17,9 @@ from ..events import ChainError
 from ..history import INTERRUPTED, RUNNING, ChainRecord, Conversation
 from ..history import conversation_json as to_json
 from ..history import conversation_markdown as to_markdown
-from ..history.export import format_seconds
+from ..text import format_seconds
+from ..view import RunView
 from . import steps
-from .live import ChainView
 from .markdown import safe_label, safe_markdown
 from .texts import has_text
 
@@ -29,9 +29,9 @@ Translate = Callable[..., str]
 # -- a turn that has ended ------------------------------------------------------------------
 
 
-def turn(record: ChainRecord, t: Translate, *, vote: ChainView | None = None) -> None:
+def turn(record: ChainRecord, t: Translate, *, vote: RunView | None = None) -> None:
     """One question and its answer (with the direct answer beside it, when compared).
-    ``vote``: the self-consistency run the chain won, while the page still has it."""
+    ``vote``: the strategy's run the chain was chosen by, while the page still has it."""
     with st.chat_message("user"):
         question(record.question)
     with st.chat_message("assistant"):
@@ -49,7 +49,7 @@ def question(text: str) -> None:
     st.markdown(safe_markdown(text))
 
 
-def reply(record: ChainRecord, t: Translate, *, vote: ChainView | None = None) -> None:
+def reply(record: ChainRecord, t: Translate, *, vote: RunView | None = None) -> None:
     """The chain's answer: its thinking folded away, then the answer and what it took."""
     if record.steps or vote is not None:
         thought(record, t, vote)
@@ -65,7 +65,7 @@ def reply(record: ChainRecord, t: Translate, *, vote: ChainView | None = None) -
         totals(record, t)
 
 
-def thought(record: ChainRecord, t: Translate, vote: ChainView | None = None) -> None:
+def thought(record: ChainRecord, t: Translate, vote: RunView | None = None) -> None:
     """The folded 'Thought for N s · K steps' section that opens to every step."""
     seconds = format_seconds(sum(item.seconds for item in record.steps))
     count = len(record.steps)
@@ -153,58 +153,65 @@ def downloads(conversation: Conversation, t: Translate, lang: str, key: str) -> 
 # -- the turn that runs ---------------------------------------------------------------------
 
 
-def running(view: ChainView, t: Translate) -> None:
-    """The chain of the turn that runs: its thinking open as it happens, then the answer as
-    it streams (the thinking folds away once the answer begins)."""
+def running(view: RunView, t: Translate) -> None:
+    """The turn that runs: its thinking open as it happens, then the answer as it streams (the
+    thinking folds away once the answer begins).  A strategy's chains show as a line each."""
     elapsed = format_seconds(view.elapsed())
-    if view.k and view.vote is None:
-        done = sum(1 for s in view.samples if s.answer is not None or s.failed is not None)
-        label = t("status_samples", done=done, k=view.k, elapsed=elapsed)
+    chain = view.shown
+    if chain is None:
+        label = t("status_samples", done=len(view.reads), k=view.size, elapsed=elapsed)
         with st.status(label, state="running", expanded=True):
             samples(view, t)
         return
-    if view.answering or view.answer is not None:
+    answering = chain.answer is not None or chain.final is not None
+    if answering:
         label = t("status_answer", elapsed=elapsed)
-    elif view.current is not None:
-        label = t("status_step", index=view.current.index, elapsed=elapsed)
+    elif chain.current is not None:
+        label = t("status_step", index=chain.current.index, elapsed=elapsed)
     else:
         label = t("status_starting")
-    answering = view.answering or view.answer is not None
     with st.status(label, state="running", expanded=not answering):
-        if view.k:
+        if view.several:
             samples(view, t)
-        for item in view.steps:
+        for item in chain.steps:
             steps.step(item, t)
-        steps.notices(view.notices, t)
-        if view.current is not None:
-            steps.partial_step(view.current, t)
+        steps.notices(chain.notices, t)
+        if chain.current is not None:
+            steps.partial_step(chain.current, t)
     if answering:
-        answer(view.answer_text, streaming=view.answer is None)
+        text = chain.answer.text if chain.answer is not None else ""
+        answer(text, streaming=chain.final is None)
 
 
-def running_direct(view: ChainView, t: Translate) -> None:
+def running_direct(view: RunView, t: Translate) -> None:
     st.markdown(f"**{t('direct_heading')}**")
-    if view.answer_text:
-        st.markdown(safe_markdown(view.answer_text) + steps.CURSOR)
+    chain = view.chains[0]
+    if chain.answer is not None and chain.answer.text:
+        st.markdown(safe_markdown(chain.answer.text) + steps.CURSOR)
     st.status(t("status_direct", elapsed=format_seconds(view.elapsed())), state="running")
 
 
-def samples(view: ChainView, t: Translate) -> None:
-    """Self-consistency: each chain's progress or answer, then the vote."""
-    for sample in view.samples:
-        if sample.answer is not None:
-            line = t("sample_done", index=sample.index, answer=safe_label(sample.answer))
-        elif sample.failed is not None:
-            line = t("sample_failed", index=sample.index, reason=safe_label(sample.failed))
+def samples(view: RunView, t: Translate) -> None:
+    """A strategy's chains: each one's progress or answer, then the decision."""
+    read = {r.chain: r for r in view.reads}
+    for index, chain in enumerate(view.chains):
+        done = read.get(index)
+        error = chain.error or (done.result.error if done is not None else None)
+        if done is not None and done.result.answer is not None:
+            text = safe_label(done.result.answer.text)
+            line = t("sample_done", index=index + 1, answer=text)
+        elif error is not None:
+            line = t("sample_failed", index=index + 1, reason=safe_label(error.kind))
         else:
-            line = t("sample_running", index=sample.index, steps=sample.steps + 1)
+            line = t("sample_running", index=index + 1, steps=len(chain.steps) + 1)
         st.markdown("- " + line)
-    if view.vote is not None:
-        if view.vote.winner is None:
+    decision = view.decision
+    if decision is not None:
+        if decision.winner is None:
             st.caption(t("vote_none"))
         else:
             counts = ", ".join(
                 f"{safe_label(answer)} × {count}"
-                for answer, count in sorted(view.vote.counts.items(), key=lambda kv: -kv[1])
+                for answer, count in sorted(decision.counts.items(), key=lambda kv: -kv[1])
             )
-            st.caption(t("vote_line", voters=view.vote.voters, counts=counts))
+            st.caption(t("vote_line", voters=decision.voters, counts=counts))
