@@ -32,7 +32,7 @@ model: install
 	$(BIN)/thinkchain models pull default
 	$(BIN)/thinkchain models pull small
 
-# bubblewrap, the code sandbox's isolation (SANDBOX.md): code steps, on by default for the
+# bubblewrap, the code sandbox's isolation (docs/sandbox.md): code steps, on by default for the
 # embedded model, run only where it is installed; skipped when present.
 sandbox-deps:
 	@command -v bwrap >/dev/null 2>&1 || { \
@@ -40,7 +40,7 @@ sandbox-deps:
 		else sudo apt-get update -q && sudo apt-get install -y -q bubblewrap; fi; }
 
 # Debian packages the browser tests need (Chromium, and a CJK font so Chinese renders as
-# glyphs, not boxes), the code sandbox's bubblewrap (SANDBOX.md) and Node.js with npm (the
+# glyphs, not boxes), the code sandbox's bubblewrap (docs/sandbox.md) and Node.js with npm (the
 # proxy's Node client tests); skipped when present.
 SYSTEM_PACKAGES := chromium fonts-noto-cjk bubblewrap nodejs npm
 system-deps:

@@ -1,6 +1,6 @@
-"""Shared by the benchmark scripts: machine facts, timing statistics, and BENCHMARKS.md.
+"""Shared by the benchmark scripts: machine facts, timing statistics, and docs/benchmarks.md.
 
-Each script writes its own section (``benchmarks/sections/<name>.md``); BENCHMARKS.md is
+Each script writes its own section (``benchmarks/sections/<name>.md``); docs/benchmarks.md is
 rebuilt from every section, so scripts can be rerun one at a time.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "benchmarks" / "sections"
-REPORT = ROOT / "BENCHMARKS.md"
+REPORT = ROOT / "docs" / "benchmarks.md"
 # The shared GSM8K file, read in place (it is not copied into the project).
 GSM8K = ROOT.parent / "shared" / "datasets" / "gsm8k_train_500.jsonl"
 
@@ -75,7 +75,7 @@ def command_line() -> str:
 
 
 def write_section(name: str, title: str, body: str) -> Path:
-    """Write one benchmark's section and rebuild BENCHMARKS.md from all sections."""
+    """Write one benchmark's section and rebuild docs/benchmarks.md from all sections."""
     SECTIONS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = (

@@ -17,7 +17,7 @@ Lang = Literal["auto", "zh", "en"]
 #   cot          one call, "think step by step, then answer" (the honest baseline).
 Mode = Literal["iterative", "iterative-text", "single-pass", "direct", "cot"]
 MODES: tuple[str, ...] = ("iterative", "iterative-text", "single-pass", "direct", "cot")
-# single-pass wins on accuracy per second on the embedded model (README, "Results").
+# single-pass wins on accuracy per second on the embedded model (docs/results.md).
 DEFAULT_MODE: Mode = "single-pass"
 ENV_MODE = "THINKCHAIN_MODE"  # the mode `ask` and the page start with
 # Tools a chain's steps may use; "python": a fenced Python block in a step runs in the sandbox.
@@ -27,7 +27,7 @@ TOOLS: tuple[str, ...] = ("python",)
 
 def auto_tools(*, embedded: bool) -> tuple[Tool, ...]:
     """The tools a chain gets when the user did not choose: code steps on the embedded model
-    (they win on accuracy per second there: README, "Code steps"), wherever the sandbox can
+    (they win on accuracy per second there: docs/results.md, "Code steps"), wherever the sandbox can
     isolate code; none on a server, whose model thinkchain knows nothing about."""
     if not embedded:
         return ()

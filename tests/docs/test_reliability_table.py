@@ -1,4 +1,4 @@
-"""RELIABILITY.md names, for every fault, the tests that show the behaviour it promises.
+"""docs/reliability.md names, for every fault, the tests that show the behaviour it promises.
 
 A renamed or deleted test leaves the table pointing at nothing, and a reader checking a promise
 finds no proof; this keeps every name in the table real.
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def named_tests() -> list[tuple[str, str]]:
     """(file under tests/, test name) for each `file::test` or `::test` cell of the table."""
-    text = (ROOT / "RELIABILITY.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
     pairs, last_file = [], ""
     for cell in re.findall(r"`([\w/]*(?:\.py)?::\w+)`", text):
         file, _, test = cell.partition("::")

@@ -4,7 +4,7 @@ Each test runs a real attack through the real sandbox (or, for the host's parsin
 host the bytes the attack would write) and shows it failing.  Attacks on a kernel layer run
 with the audit hook off, so the layer is shown holding on its own.  Every attack is harmless
 to the host even if the sandbox were broken: documentation addresses, writes only under the
-test's temporary folders, clocks set to the time they already show.  SANDBOX.md lists them.
+test's temporary folders, clocks set to the time they already show.  docs/sandbox.md lists them.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ class LlamaCppBackend:
             # mapped as well the process holds both (2.0 GB resident for a 1.1 GB model, over
             # the 1.6 GB the memory benchmark allows); read into memory, only the copy in use
             # stays (1.4 GB).  Mapping loads no faster from a cold page cache and 0.5 s faster
-            # from a warm one (BENCHMARKS.md, "First step").
+            # from a warm one (docs/benchmarks.md, "First step").
             self._llama = Llama(
                 model_path=str(path),
                 n_ctx=64,

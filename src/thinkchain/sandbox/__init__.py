@@ -1,4 +1,4 @@
-"""Runs model-written Python safely: see SANDBOX.md for what holds where.
+"""Runs model-written Python safely: see docs/sandbox.md for what holds where.
 
 from thinkchain.sandbox import Sandbox
 Sandbox().run('"strawberry".count("r")').output   # '3\n'
