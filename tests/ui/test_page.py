@@ -316,11 +316,11 @@ def test_model_text_is_never_rendered_as_html(open_page, history_path):
 
 def test_a_model_is_made_once_per_process_not_on_every_rerun(open_page, history_path, monkeypatch):
     from thinkchain.testing.fake_openai import FakeOpenAIServer
-    from thinkchain.ui import backend_choice
+    from thinkchain.backends import factory
 
     made = []
-    real = backend_choice.make_backend
-    monkeypatch.setattr(backend_choice, "make_backend", lambda c: made.append(c) or real(c))
+    real = factory.make_backend
+    monkeypatch.setattr(factory, "make_backend", lambda c: made.append(c) or real(c))
     with FakeOpenAIServer() as fake:
         for _ in range(2):  # two visits, two questions each
             page = open_page(None)

@@ -35,7 +35,7 @@ class BackendConfig:
     def from_env(cls, **overrides: object) -> BackendConfig:
         urls = overrides.pop("base_urls", None) or os.environ.get(ENV_BASE_URL, "")
         if isinstance(urls, str):
-            urls = tuple(u.strip() for u in urls.split(",") if u.strip())
+            urls = url_list(urls)
         values: dict[str, object] = {
             "base_urls": tuple(urls),  # type: ignore[arg-type]
             "model": overrides.pop("model", None) or os.environ.get(ENV_MODEL) or None,
@@ -55,7 +55,12 @@ class BackendConfig:
             return "demo script (no model)"
         if self.base_urls:
             return f"{', '.join(self.base_urls)} · model {self.model or '(server default)'}"
-        return f"embedded model {self.model_path or self.model or 'default'}"
+        return f"embedded model {self.model or self.model_path or 'default'}"
+
+
+def url_list(text: str) -> tuple[str, ...]:
+    """``"a, b"`` -> the server URLs as written, in order (the backend normalises them)."""
+    return tuple(u.strip() for u in text.split(",") if u.strip())
 
 
 # More sequences than this stop paying on a CPU (BENCHMARKS.md, "Slots").
@@ -106,3 +111,24 @@ def make_backend(
         name = find(config.model).name  # raises a clear error for unknown names
     path = resolve_model_path(config.model_path, model=name, progress=progress)
     return embedded_backend(path, config.n_ctx, config.parallel)
+
+
+_shared_lock = threading.Lock()
+_shared: dict[BackendConfig, Backend] = {}
+
+
+def shared_backend(config: BackendConfig) -> Backend:
+    """The backend for ``config``, made once per process and shared (a long-lived face, the
+    page, keeps one per choice: the embedded model loaded once, a server's pool reused)."""
+    with _shared_lock:
+        backend = _shared.get(config)
+        if backend is None:
+            backend = make_backend(config)
+            _shared[config] = backend
+        return backend
+
+
+def is_made(config: BackendConfig) -> bool:
+    """Whether ``shared_backend(config)`` would return at once."""
+    with _shared_lock:
+        return config in _shared

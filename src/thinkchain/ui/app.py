@@ -27,11 +27,10 @@ from thinkchain.settings import ChainSettings
 from thinkchain.strategies import make_run
 from thinkchain.ui import sidebar, view
 from thinkchain.ui.backend_choice import (
-    BackendChoice,
     ModelMissing,
     backend_for,
     is_loaded,
-    launch_choice,
+    launch_config,
 )
 from thinkchain.ui.chat import Chat
 from thinkchain.ui.live import LiveRun
@@ -48,7 +47,7 @@ def main() -> None:
     st.set_page_config(page_title="thinkchain", page_icon="💭", layout="wide")
     lang = sidebar.language()
     t = translator(lang)
-    page = sidebar.settings(t, launch_choice())
+    page = sidebar.settings(t, launch_config())
     chat = _chat()
     if sidebar.OPEN_KEY in st.session_state:
         chat = _switch(str(st.session_state.pop(sidebar.OPEN_KEY)), t)
@@ -92,12 +91,12 @@ def _submit(chat: Chat, text: str, page: sidebar.PageSettings, t: Any) -> str | 
         clean_question(text, settings.max_question_chars)
     except InvalidQuestion as err:
         return t(f"question_{err.reason}", length=err.length, limit=err.limit)
-    backend, problem = _backend(page.choice, t)
+    backend, problem = _backend(page, t)
     if backend is None:
         return problem
     chat.stop()
     context = chat.context()
-    describe = page.choice.describe()
+    describe = page.backend.describe() if page.backend is not None else ""
     main = make_run(backend, settings, page.strategy)
     run = _start(
         text,
@@ -142,13 +141,14 @@ def _start(
     return LiveRun(text, events, recorder, backend=backend, settings=settings.model_dump()).start()
 
 
-def _backend(choice: BackendChoice, t: Any) -> tuple[Backend | None, str | None]:
+def _backend(page: sidebar.PageSettings, t: Any) -> tuple[Backend | None, str | None]:
     """The backend of the sidebar's choice, or None and why not."""
     injected = st.session_state.get(TEST_BACKEND_KEY)
     if injected is not None:
         return injected, None
-    if choice.kind == "server" and not choice.base_url:
-        return None, t("server_url_missing")
+    choice = page.backend
+    if choice is None:
+        return None, page.backend_problem
     try:
         if is_loaded(choice):
             return backend_for(choice), None

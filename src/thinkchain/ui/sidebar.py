@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 from pydantic import ValidationError
 
+from ..backends.factory import BackendConfig, url_list
 from ..history import Conversation
 from ..settings import (
     DEFAULT_MODE,
@@ -21,7 +22,15 @@ from ..settings import (
     StrategySettings,
     auto_tools,
 )
-from .backend_choice import DEMO, EMBEDDED, SERVER, BackendChoice, embedded_options, kinds
+from .backend_choice import (
+    DEMO,
+    EMBEDDED,
+    SERVER,
+    embedded_config,
+    embedded_option,
+    embedded_options,
+    kinds,
+)
 from .markdown import safe_label
 from .texts import LANGUAGES, has_text
 
@@ -42,7 +51,8 @@ _FAILED_ICON = ":material/error:"
 
 @dataclass(frozen=True)
 class PageSettings:
-    choice: BackendChoice
+    backend: BackendConfig | None  # None when the choice is incomplete (a server without URL)
+    backend_problem: str | None  # why ``backend`` is None, for the user
     chain: ChainSettings | None  # None when the values do not go together
     problem: str | None  # why ``chain`` is None
     strategy: StrategySettings = field(default_factory=StrategySettings)  # one chain, or more
@@ -74,7 +84,7 @@ def _bounds(name: str) -> tuple[Any, Any, Any]:
     return low, high, info.default
 
 
-def settings(t: Translate, start: BackendChoice) -> PageSettings:
+def settings(t: Translate, start: BackendConfig) -> PageSettings:
     side = st.sidebar
     side.header(t("settings"))
     offered = kinds()
@@ -86,25 +96,35 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
         format_func=labels.__getitem__,
         key="tc.backend",
     )
-    choice = BackendChoice(str(kind))
+    backend: BackendConfig | None = BackendConfig(demo=True)
+    backend_problem = None
     if kind == EMBEDDED:
         options = embedded_options()
+        first = embedded_option(start) if start.kind == EMBEDDED else options[0]
         embedded = side.selectbox(
             t("embedded_model"),
             options,
-            index=options.index(start.embedded) if start.embedded in options else 0,
+            index=options.index(first) if first in options else 0,
             key="tc.embedded",
         )
-        choice = BackendChoice(EMBEDDED, embedded=str(embedded))
+        backend = embedded_config(str(embedded))
     elif kind == SERVER:
         url = side.text_input(
-            t("server_url"), value=start.base_url, help=t("server_url_help"), key="tc.url"
+            t("server_url"),
+            value=",".join(start.base_urls),
+            help=t("server_url_help"),
+            key="tc.url",
         )
         model = side.text_input(
-            t("server_model"), value=start.model, help=t("server_model_help"), key="tc.model"
+            t("server_model"), value=start.model or "", help=t("server_model_help"), key="tc.model"
         )
-        key = side.text_input(t("api_key"), value=start.api_key, type="password", key="tc.key")
-        choice = BackendChoice(SERVER, base_url=url.strip(), model=model.strip(), api_key=key)
+        key = side.text_input(
+            t("api_key"), value=start.api_key or "", type="password", key="tc.key"
+        )
+        urls = url_list(url)
+        backend = BackendConfig(base_urls=urls, model=model.strip() or None, api_key=key or None)
+        if not urls:
+            backend, backend_problem = None, t("server_url_missing")
 
     # Modes come from the chain's settings; one added later shows by its name until translated.
     mode_labels = {m: t(f"mode_{m}") if has_text("en", f"mode_{m}") else m for m in MODES}
@@ -129,7 +149,7 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
     # Starts as the CLI's default does: on for the embedded model where the sandbox holds.
     code = side.toggle(
         t("code_steps"),
-        value=bool(auto_tools(embedded=choice.kind == EMBEDDED)),
+        value=bool(auto_tools(embedded=kind == EMBEDDED)),
         help=t("code_steps_help"),
         key="tc.tools",
     )
@@ -169,8 +189,8 @@ def settings(t: Translate, start: BackendChoice) -> PageSettings:
         problem = "; ".join(
             str(e.get("msg", "")).removeprefix("Value error, ") for e in err.errors()
         )
-        return PageSettings(choice, None, problem, plan, compare)
-    return PageSettings(choice, chain, None, plan, compare)
+        return PageSettings(backend, backend_problem, None, problem, plan, compare)
+    return PageSettings(backend, backend_problem, chain, None, plan, compare)
 
 
 def history(
