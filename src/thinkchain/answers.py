@@ -26,6 +26,8 @@ _MARKERS = re.compile(
     re.I,
 )
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__", re.S)
+# Where a sentence states its result: "the total is 45", "周长是36厘米".
+_COPULA = re.compile(r"\b(?:is|are|was|were|equals|comes\s+to)\b|是|为|等于", re.I)
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 # A number: optional sign, digits with thousands separators, decimals, or a fraction; a
 # mixed number ("1 1/2") is tried first so it is not read as 1.  Not after a Latin letter or
@@ -118,9 +120,12 @@ def _numbers(text: str) -> list[Decimal]:
 
 
 def _stated_number(text: str) -> Decimal | None:
-    """The number a short span states: the result of its last ``=``, else its first number.
+    """The number a short span states: the result of its last ``=``, else the number after its
+    last "is"/"是", else its first number.
 
-    "16 - 3 - 4 = 9 eggs" states 9, not 16.
+    "16 - 3 - 4 = 9 eggs" states 9, not 16; "the product of 17 and 24 is 408" states 408 and
+    "打八折后是160元，再减20元后是140元" 140: an answer that restates what it started from (as a
+    follow-up's does) states its result after the verb, not first.
     """
     equals = text.rfind("=")
     if equals >= 0:
@@ -128,6 +133,11 @@ def _stated_number(text: str) -> Decimal | None:
         if after:
             return after[0]
     numbers = _numbers(text)
+    if len(numbers) > 1:
+        for verb in reversed(list(_COPULA.finditer(text))):
+            after = _numbers(text[verb.end() :])
+            if after:
+                return after[0]
     return numbers[0] if numbers else None
 
 

@@ -255,3 +255,23 @@ def test_the_vote_uses_the_normaliser() -> None:
 )
 def test_decided(keys: list[str | None], total: int, is_decided: bool) -> None:
     assert decided(keys, total) is is_decided
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # An answer that restates what it started from states its result after the verb...
+        ("The product of 17 and 24 is 408.", "408"),
+        ("The product of 17 and 24 is 408, and times 3 the result is 1224.", "1224"),
+        ("一个边长为9厘米的正方形的周长是36厘米。", "36"),
+        ("一件衣服原价200元，打八折后是160元，再减20元后是140元。", "140"),
+        ("After 3 days, the amount is 40 kg.", "40"),
+        # ...while a sentence without one still states its first number.
+        ("There are 3 letters r in the word raspberry.", "3"),
+        ("The letter e appears 4 times in excellence.", "4"),
+        ("It takes 4 hours at 60 km per hour.", "4"),
+        ("16 - 3 - 4 = 9 eggs, so 9 is what is left of 16.", "9"),  # "=" still comes first
+    ],
+)
+def test_a_result_is_read_after_its_verb_when_the_sentence_restates_numbers(text, expected):
+    assert extract_answer(text, "number") == expected
