@@ -25,6 +25,8 @@ from ..settings import (
 )
 from ..strategies import Run, make_run
 from .common import (
+    CHAIN_DEFAULTS,
+    STRATEGY_DEFAULTS,
     ApiKeyOpt,
     BaseUrlOpt,
     ModelOpt,
@@ -38,9 +40,6 @@ from .history_cmd import HistoryOpt
 from .interrupt import ctrl_c_cancels
 from .render import RunTerminalView
 
-DEFAULTS = ChainSettings()
-STRATEGY_DEFAULTS = StrategySettings()
-
 
 def ask(
     question: Annotated[str, typer.Argument(help="The question; '-' reads it from stdin.")],
@@ -48,19 +47,25 @@ def ask(
     model: ModelOpt = None,
     api_key: ApiKeyOpt = None,
     model_path: ModelPathOpt = None,
-    lang: Annotated[str, typer.Option(help="Prompt language: auto, zh or en.")] = DEFAULTS.lang,
+    lang: Annotated[
+        str, typer.Option(help="Prompt language: auto, zh or en.")
+    ] = CHAIN_DEFAULTS.lang,
     mode: Annotated[
         str,
         typer.Option(help="How the model thinks: " + ", ".join(MODES) + ".", envvar=ENV_MODE),
-    ] = DEFAULTS.mode,
-    max_steps: Annotated[int, typer.Option(help="At most this many steps.")] = DEFAULTS.max_steps,
-    min_steps: Annotated[int, typer.Option(help="At least this many steps.")] = DEFAULTS.min_steps,
+    ] = CHAIN_DEFAULTS.mode,
+    max_steps: Annotated[
+        int, typer.Option(help="At most this many steps.")
+    ] = CHAIN_DEFAULTS.max_steps,
+    min_steps: Annotated[
+        int, typer.Option(help="At least this many steps.")
+    ] = CHAIN_DEFAULTS.min_steps,
     temperature: Annotated[
         float, typer.Option(help="Sampling temperature.")
-    ] = DEFAULTS.temperature,
+    ] = CHAIN_DEFAULTS.temperature,
     max_tokens: Annotated[
         int, typer.Option(help="Max tokens per step.")
-    ] = DEFAULTS.max_tokens_per_step,
+    ] = CHAIN_DEFAULTS.max_tokens_per_step,
     max_total_tokens: Annotated[
         int | None, typer.Option(help="Budget of generated tokens for the whole chain.")
     ] = None,

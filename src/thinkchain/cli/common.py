@@ -23,8 +23,12 @@ from rich.progress import (
 from ..backends.base import Backend, BackendError
 from ..backends.factory import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, BackendConfig, make_backend
 from ..models import ENV_MODEL_PATH, ModelError
+from ..settings import ChainSettings, StrategySettings
 
 err_console = Console(stderr=True, highlight=False)
+# Every command's defaults are the settings' own, read once here.
+CHAIN_DEFAULTS = ChainSettings()
+STRATEGY_DEFAULTS = StrategySettings()
 
 BaseUrlOpt = Annotated[
     list[str] | None,

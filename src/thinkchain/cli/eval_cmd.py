@@ -25,6 +25,8 @@ from ..eval.runner import Evaluation
 from ..eval.solve import SolveConfig
 from ..settings import SAMPLE_TEMPERATURE, ChainSettings, EarlyStop, StrategySettings
 from .common import (
+    CHAIN_DEFAULTS,
+    STRATEGY_DEFAULTS,
     ApiKeyOpt,
     BaseUrlOpt,
     ModelOpt,
@@ -34,9 +36,6 @@ from .common import (
     err_console,
     fail,
 )
-
-DEFAULTS = ChainSettings()
-STRATEGY_DEFAULTS = StrategySettings()
 
 
 class RunningScore:
@@ -124,18 +123,24 @@ def evaluate(
     model: ModelOpt = None,
     api_key: ApiKeyOpt = None,
     model_path: ModelPathOpt = None,
-    lang: Annotated[str, typer.Option(help="Prompt language: auto, zh or en.")] = DEFAULTS.lang,
-    max_steps: Annotated[int, typer.Option(help="At most this many steps.")] = DEFAULTS.max_steps,
-    min_steps: Annotated[int, typer.Option(help="At least this many steps.")] = DEFAULTS.min_steps,
+    lang: Annotated[
+        str, typer.Option(help="Prompt language: auto, zh or en.")
+    ] = CHAIN_DEFAULTS.lang,
+    max_steps: Annotated[
+        int, typer.Option(help="At most this many steps.")
+    ] = CHAIN_DEFAULTS.max_steps,
+    min_steps: Annotated[
+        int, typer.Option(help="At least this many steps.")
+    ] = CHAIN_DEFAULTS.min_steps,
     temperature: Annotated[
         float, typer.Option(help="Sampling temperature.")
-    ] = DEFAULTS.temperature,
+    ] = CHAIN_DEFAULTS.temperature,
     max_tokens: Annotated[
         int, typer.Option(help="Max tokens per step.")
-    ] = DEFAULTS.max_tokens_per_step,
+    ] = CHAIN_DEFAULTS.max_tokens_per_step,
     final_max_tokens: Annotated[
         int, typer.Option(help="Max tokens of the final answer (direct, cot: the whole reply).")
-    ] = DEFAULTS.final_max_tokens,
+    ] = CHAIN_DEFAULTS.final_max_tokens,
     max_total_tokens: Annotated[
         int | None, typer.Option(help="Budget of generated tokens per chain.")
     ] = None,

@@ -8,8 +8,20 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr
 
+from ..proxy.settings import ProxySettings
 from ..settings import ChainSettings, parse_tools
-from .common import ModelOpt, ModelPathOpt, backend_from_options, clear_errors, err_console, fail
+from .common import (
+    CHAIN_DEFAULTS,
+    STRATEGY_DEFAULTS,
+    ModelOpt,
+    ModelPathOpt,
+    backend_from_options,
+    clear_errors,
+    err_console,
+    fail,
+)
+
+PROXY_DEFAULTS = ProxySettings()
 
 
 def proxy(
@@ -60,21 +72,31 @@ def proxy(
     ] = None,
     max_concurrent_chains: Annotated[
         int, typer.Option(help="Reasoning chains at once; more are answered 429.")
-    ] = 8,
+    ] = PROXY_DEFAULTS.max_concurrent_chains,
     variant_pattern: Annotated[
         str, typer.Option(help="Name of a model's reasoning variant; {model} is its name.")
-    ] = "{model}-thinkchain",
-    max_steps: Annotated[int, typer.Option(help="The most steps a request may ask for.")] = 50,
-    default_steps: Annotated[int, typer.Option(help="Steps at most, unless asked.")] = 25,
-    min_steps: Annotated[int, typer.Option(help="Steps at least, unless asked.")] = 3,
-    max_k: Annotated[int, typer.Option(help="The most chains self-consistency may run.")] = 8,
-    max_seconds: Annotated[float, typer.Option(help="Time budget of one chain.")] = 600.0,
+    ] = PROXY_DEFAULTS.variant_pattern,
+    max_steps: Annotated[
+        int, typer.Option(help="The most steps a request may ask for.")
+    ] = PROXY_DEFAULTS.max_steps_cap,
+    default_steps: Annotated[
+        int, typer.Option(help="Steps at most, unless asked.")
+    ] = CHAIN_DEFAULTS.max_steps,
+    min_steps: Annotated[
+        int, typer.Option(help="Steps at least, unless asked.")
+    ] = CHAIN_DEFAULTS.min_steps,
+    max_k: Annotated[
+        int, typer.Option(help="The most chains self-consistency may run.")
+    ] = PROXY_DEFAULTS.max_k,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Time budget of one chain.")
+    ] = PROXY_DEFAULTS.max_seconds,
     max_total_tokens: Annotated[
         int | None, typer.Option(help="Generated-token budget of one chain.")
     ] = None,
-    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 4
-    * 1024
-    * 1024,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest request body accepted.")
+    ] = PROXY_DEFAULTS.max_body_bytes,
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for an upstream between two tokens.")
     ] = 120.0,
@@ -130,7 +152,7 @@ def proxy(
             max_body_bytes=max_body_bytes,
             max_steps_cap=max_steps,
             max_k=max_k,
-            default_k=min(5, max_k),
+            default_k=min(STRATEGY_DEFAULTS.k, max_k),
             max_seconds=max_seconds,
             max_total_tokens=max_total_tokens,
             read_timeout=timeout,
