@@ -63,7 +63,7 @@ def url_list(text: str) -> tuple[str, ...]:
     return tuple(u.strip() for u in text.split(",") if u.strip())
 
 
-# More sequences than this stop paying on a CPU (BENCHMARKS.md, "Slots").
+# More sequences than this stop paying on a CPU (docs/benchmarks.md, "Slots").
 MAX_PARALLEL = 8
 
 _embedded_lock = threading.Lock()
