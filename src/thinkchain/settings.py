@@ -102,8 +102,10 @@ class ChainSettings(BaseModel):
 
 # -- strategies: how many chains a run has, and how they are decided ---------------------------
 
-Strategy = Literal["chain", "sc"]
-STRATEGIES: tuple[str, ...] = ("chain", "sc")
+# chain: one chain; sc: K samples and a vote; both: a program and prose side by side, more of
+# both only while they disagree (strategies.py).
+Strategy = Literal["chain", "sc", "both"]
+STRATEGIES: tuple[str, ...] = ("chain", "sc", "both")
 EarlyStop = Literal["off", "decisive", "agree"]
 # Samples must differ to vote: self-consistency samples at this temperature unless told.
 SAMPLE_TEMPERATURE = 0.7
@@ -116,11 +118,14 @@ class StrategySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     strategy: Strategy = "chain"
+    # sc: the samples; both: the most chains in all (the pair, then one at a time).
     k: int = Field(5, ge=1, le=64)
     # The samples' temperature; None keeps the chain's own.
     temperature: float | None = Field(SAMPLE_TEMPERATURE, ge=0.0, le=2.0)
     early_stop: EarlyStop = "decisive"
     agree_n: int = Field(3, le=64)  # early_stop "agree": this many first answers agree
+    # sc: samples drawn beyond K while the top of the vote is tied (never finishing order).
+    tie_breaks: int = Field(2, ge=0, le=16)
 
     @field_validator("agree_n")
     @classmethod

@@ -91,4 +91,4 @@ def test_the_command_line() -> None:
 def test_a_wrong_strategy_is_one_line() -> None:
     result = CliRunner().invoke(app, ["ask", "--demo", "--strategy", "vote", "q?"])
     assert result.exit_code == 2
-    assert "--strategy must be chain or sc" in result.output
+    assert "--strategy must be chain, sc, both" in result.output

@@ -34,7 +34,7 @@ def ask(*args: str):
         (["--mode", "telepathy", "q"], "mode"),
         (["--temperature", "-1", "q"], "temperature"),
         (["--max-tokens", "0", "q"], "max-tokens"),
-        (["--strategy", "vote", "q"], "--strategy must be chain or sc"),
+        (["--strategy", "vote", "q"], "--strategy must be chain, sc, both"),
     ],
 )
 def test_bad_options_and_questions_fail_with_one_clear_line(args, message):

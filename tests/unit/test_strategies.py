@@ -81,11 +81,23 @@ def test_samples_differ_by_seed_and_use_the_sampling_temperature() -> None:
     assert {r.temperature for r in backend.requests} == {0.9}
 
 
-def test_a_tie_goes_to_the_answer_of_the_earlier_sample() -> None:
-    backend = answers_by_seed(["5", "6", "6", "5"])
+def test_a_tie_is_settled_by_another_sample_never_by_finishing_order() -> None:
+    # Sample 0 would finish first on any backend; the fifth sample breaks the tie instead.
+    backend = answers_by_seed(["5", "6", "6", "5", "6"])
     result = SelfConsistency(backend, DIRECT, k=4, early_stop="off").run("q?")
-    assert result.decision.winner == "5"
-    assert result.decision.chosen == 0
+    assert result.decision.winner == "6" and result.decision.counts == {"5": 2, "6": 3}
+    assert result.decision.chosen == 1 and len(result.chains) == 5
+    assert sorted(r.seed for r in backend.requests) == [0, 1, 2, 3, 4]
+
+
+def test_a_tie_left_when_the_tie_breaks_are_spent_goes_to_the_lowest_numbered_sample() -> None:
+    backend = answers_by_seed(["5", "6", "6", "5", "7", "8"])
+    result = SelfConsistency(backend, DIRECT, k=4, early_stop="off", tie_breaks=2).run("q?")
+    assert len(result.chains) == 6  # both tie breaks drawn, neither broke it
+    assert result.decision.winner == "5" and result.decision.chosen == 0
+    backend = answers_by_seed(["6", "5", "5", "6"])
+    result = SelfConsistency(backend, DIRECT, k=4, early_stop="off", tie_breaks=0).run("q?")
+    assert result.decision.winner == "6" and len(result.chains) == 4
 
 
 def test_unreadable_answers_do_not_vote() -> None:

@@ -23,7 +23,7 @@ from ..settings import (
     auto_tools,
     parse_tools,
 )
-from ..strategies import Run, make_run
+from ..strategies import Run, chains_at_once, make_run
 from .common import (
     CHAIN_DEFAULTS,
     STRATEGY_DEFAULTS,
@@ -83,9 +83,15 @@ def ask(
         ),
     ] = "auto",
     strategy: Annotated[
-        str, typer.Option(help="chain, or sc: K chains and a majority vote (self-consistency).")
+        str,
+        typer.Option(
+            help="chain; sc: K chains and a majority vote (self-consistency); both: a program "
+            "and prose side by side, more of both only while they disagree (at most K)."
+        ),
     ] = STRATEGY_DEFAULTS.strategy,
-    k: Annotated[int, typer.Option("--k", help="Chains of --strategy sc.")] = STRATEGY_DEFAULTS.k,
+    k: Annotated[
+        int, typer.Option("--k", help="Chains of --strategy sc; the most chains of both.")
+    ] = STRATEGY_DEFAULTS.k,
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for a server between two tokens.")
     ] = 120.0,
@@ -122,7 +128,7 @@ def ask(
             tools=() if auto else parse_tools(tools),
         )
         if strategy not in STRATEGIES or k < 1:
-            fail("--strategy must be chain or sc, and --k at least 1")
+            fail(f"--strategy must be {', '.join(STRATEGIES)}, and --k at least 1")
         plan = StrategySettings.model_validate({"strategy": strategy, "k": k})
         try:
             clean_question(question, settings.max_question_chars)
@@ -142,7 +148,7 @@ def ask(
             demo=demo,
             read_timeout=timeout,
             connect_timeout=connect_timeout,
-            parallel=plan.k if plan.strategy != "chain" else 1,  # samples decode side by side
+            parallel=chains_at_once(plan),  # a run's chains decode side by side
         )
         if probe is not None:
             probe.join()

@@ -23,7 +23,8 @@ from ..eval.records import Record
 from ..eval.report import ReportInfo, p_value, rich_table
 from ..eval.runner import Evaluation
 from ..eval.solve import SolveConfig
-from ..settings import SAMPLE_TEMPERATURE, ChainSettings, EarlyStop, StrategySettings
+from ..settings import MODES, SAMPLE_TEMPERATURE, ChainSettings, EarlyStop, StrategySettings
+from ..strategies import chains_at_once
 from .common import (
     CHAIN_DEFAULTS,
     STRATEGY_DEFAULTS,
@@ -182,9 +183,12 @@ def evaluate(
             ),
         )
         out_dir = out or Path("results") / data.name
-        # Every sc item runs K samples at once, so the embedded model gets a slot for each of
-        # them (the factory caps the count where more stop paying).
-        samples = k if any(mode.strategy == "sc" for mode in chosen) else 1
+        # A strategy's item runs its chains side by side, so the embedded model gets a slot for
+        # each of them (the factory caps the count where more stop paying).
+        samples = max(
+            chains_at_once(config.strategy.model_copy(update={"strategy": m.strategy}))
+            for m in chosen
+        )
         backend = backend_from_options(
             base_url,
             model,
@@ -305,10 +309,12 @@ def _notes(evaluation: Evaluation, modes: list[str], config: SolveConfig) -> lis
         f"chain settings: temperature {s.temperature}, steps {s.min_steps}–{s.max_steps}, "
         f"{s.max_tokens_per_step} tokens per step, seed {s.seed}",
     ]
-    if any(m.startswith("sc") for m in modes):
+    strategies = sorted({m.split(":")[0].split("+")[0] for m in modes} - {"chain", *MODES})
+    if strategies:
         plan = config.strategy
         notes.append(
-            f"sc: k {plan.k}, temperature {plan.temperature}, early stop {plan.early_stop}"
+            f"{', '.join(strategies)}: k {plan.k}, temperature {plan.temperature}, "
+            f"early stop {plan.early_stop}"
             + (f" (first {plan.agree_n} agree)" if plan.early_stop == "agree" else "")
         )
     return notes

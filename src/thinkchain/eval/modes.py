@@ -16,9 +16,8 @@ changes here:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from ..settings import MODES, ChainSettings
+from ..settings import MODES, STRATEGIES, ChainSettings
 
 SUFFIXES = ("python", "verify")
 
@@ -26,7 +25,7 @@ SUFFIXES = ("python", "verify")
 @dataclass(frozen=True)
 class EvalMode:
     name: str  # as the user wrote it (normalised): the key of its results
-    strategy: Literal["chain", "sc"]
+    strategy: str  # "chain", or a strategy of settings.STRATEGIES
     chain_mode: str | None  # a ChainSettings mode; None keeps the settings' own mode
     verify: bool = False
     python: bool = False
@@ -47,9 +46,8 @@ class EvalMode:
 
 def mode_names() -> list[str]:
     """Every name :func:`parse_mode` accepts, for help texts and error messages."""
-    chains = [f"chain:{m}" for m in MODES]
-    samples = [f"sc:{m}" for m in MODES]
-    return ["direct", "cot", "chain", "sc", *chains, *samples, "MODE+python", "MODE+verify"]
+    runs = [f"{strategy}:{m}" for strategy in STRATEGIES for m in MODES]
+    return ["direct", "cot", *STRATEGIES, *runs, "MODE+python", "MODE+verify"]
 
 
 def parse_mode(text: str) -> EvalMode:
@@ -63,11 +61,11 @@ def parse_mode(text: str) -> EvalMode:
     strategy, _, chain_mode = base.partition(":")
     if strategy in MODES and not chain_mode:  # "direct", "cot": the one-call baselines
         strategy, chain_mode = "chain", base
-    if strategy not in ("chain", "sc") or (chain_mode and chain_mode not in MODES):
+    if strategy not in STRATEGIES or (chain_mode and chain_mode not in MODES):
         raise ValueError(f"unknown mode {text!r}: use {', '.join(mode_names())}")
     return EvalMode(
         name,
-        strategy,  # type: ignore[arg-type]
+        strategy,
         chain_mode or None,
         verify="verify" in suffixes,
         python="python" in suffixes,

@@ -101,7 +101,7 @@ class Evaluation:
     def manifest(self) -> dict[str, Any]:
         """What the answers depend on; sc's options only once an sc mode has run."""
         described = self.config.describe()
-        if not any(mode.strategy == "sc" for mode in self.modes):
+        if all(mode.strategy == "chain" for mode in self.modes):
             described = {"settings": described["settings"]}
         return {"dataset": self.dataset.name, "model": self.backend.model, **described}
 

@@ -31,6 +31,12 @@ class SolveConfig:
     def k(self) -> int:
         return self.strategy.k
 
+    def plan_for(self, mode: EvalMode) -> StrategySettings:
+        """The strategy settings of ``mode``'s runs: the shared ones, under its strategy."""
+        return StrategySettings.model_validate(
+            {**self.strategy.model_dump(), "strategy": mode.strategy}
+        )
+
     def describe(self) -> dict[str, Any]:
         """What decides the answers: a resumed run must not change it halfway."""
         plan = self.strategy
@@ -51,7 +57,7 @@ async def solve(backend: Backend, config: SolveConfig, mode: EvalMode, item: Ite
     context, earlier = await _earlier_turns(backend, config, mode, item)
     started_at = time.time()
     started = perf_counter()
-    plan = config.strategy if mode.strategy != "chain" else StrategySettings()
+    plan = config.plan_for(mode)
     run = make_run(backend, mode.settings(config.settings), plan, expect=expected_kind(gold))
     result = await run.arun(item.question, context=context)
     answer = result.answer.text if result.answer else None
@@ -147,7 +153,7 @@ def _run_row(result: ChainResult, mode: EvalMode) -> dict[str, Any]:
 
 def rescore(record: Record) -> Record:
     """``record`` scored again from its stored answer text(s) with today's normaliser."""
-    stored = sample_vote(record) if record.mode.startswith("sc") else None
+    stored = sample_vote(record)  # None for a row of one chain
     if stored is not None:
         prediction = stored.winner
     else:

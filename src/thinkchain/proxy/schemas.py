@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..settings import HARD_MAX_STEPS, MODES, Tool
+from ..settings import HARD_MAX_STEPS, MODES, Strategy, Tool
 from .settings import ReasoningFormat
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -46,10 +46,14 @@ class ThinkchainOptions(BaseModel):
         None, ge=1, le=HARD_MAX_STEPS, description="At most this many steps (server caps apply)."
     )
     min_steps: int | None = Field(None, ge=0, le=HARD_MAX_STEPS, description="At least this many.")
-    strategy: Literal["chain", "sc"] = Field(
-        "chain", description="'chain': one chain; 'sc': self-consistency, k chains and a vote."
+    strategy: Strategy = Field(
+        "chain",
+        description="'chain': one chain; 'sc': self-consistency, k chains and a vote; 'both': "
+        "a program and prose side by side, more of both only while they disagree (at most k).",
     )
-    k: int | None = Field(None, ge=1, le=64, description="Chains sampled by 'sc'.")
+    k: int | None = Field(
+        None, ge=1, le=64, description="'sc': the chains sampled; 'both': the most chains."
+    )
     lang: Literal["auto", "zh", "en"] | None = Field(None, description="Prompt language.")
     # Any mode the core knows; read from settings.MODES so new modes need no change here.
     mode: str | None = Field(

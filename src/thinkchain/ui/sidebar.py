@@ -142,7 +142,7 @@ def settings(t: Translate, start: BackendConfig) -> PageSettings:
         key="tc.strategy",
     )
     k = StrategySettings().k
-    if strategy == "sc":
+    if strategy != "chain":
         k = int(side.number_input(t("k_samples"), 2, 9, k, help=t("k_samples_help"), key="tc.k"))
     plan = StrategySettings(strategy=strategy, k=k)
     compare = bool(side.toggle(t("compare"), help=t("compare_help"), key="tc.compare"))
