@@ -315,8 +315,8 @@ def test_model_text_is_never_rendered_as_html(open_page, history_path):
 
 
 def test_a_model_is_made_once_per_process_not_on_every_rerun(open_page, history_path, monkeypatch):
-    from thinkchain.testing.fake_openai import FakeOpenAIServer
     from thinkchain.backends import factory
+    from thinkchain.testing.fake_openai import FakeOpenAIServer
 
     made = []
     real = factory.make_backend
