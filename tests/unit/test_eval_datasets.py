@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from thinkchain.eval.datasets import DatasetError, load_dataset, read_jsonl
-from thinkchain.eval.letters import LEVELS, LONG_WORDS, generate, letters_item
+from thinkchain.eval.letters import (
+    LEVELS,
+    LONG_WORDS,
+    PHRASINGS,
+    SHORT_WORDS,
+    generate,
+    letters_item,
+)
+
+WORDS = {*SHORT_WORDS, *LONG_WORDS}
 
 SHARED_GSM8K = Path(__file__).resolve().parents[3] / "shared/datasets/gsm8k_train_500.jsonl"
 
@@ -197,3 +206,65 @@ def test_gsm8k_rows_keep_only_the_final_number(monkeypatch: pytest.MonkeyPatch) 
 def test_read_jsonl_stops_at_n(tmp_path: Path) -> None:
     lines = [json.dumps({"id": str(i), "question": "q", "answer": i}) for i in range(10)]
     assert len(read_jsonl(_write(tmp_path, lines), 3)) == 3
+
+
+def _letter_asked(question: str) -> str:
+    """The letter a phrasing asks about, as a reader finds it: "letter E", "many r's",
+    "many ls", "the Ls", "count o", "does a appear", "o in …", "几个s", "字母l"."""
+    for pattern in (
+        r"\bletters? ([A-Za-z])\b",
+        r"\bmany ([A-Za-z])(?:'?s)?\b",
+        r"\bthe ([A-Z])s\b",
+        r"\b(?:count|of|does) ([a-z])\b",
+        r"^([a-z]) in\b",
+        r"(?:个|字母)([A-Za-z])(?![A-Za-z])",
+    ):
+        found = re.search(pattern, question)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no letter in {question!r}")
+
+
+def test_the_original_levels_keep_their_questions_and_ids() -> None:
+    """Published letters numbers stay comparable: the phrasings were added beside the original
+    levels, which still give exactly the items they gave (digest taken before they were)."""
+    import hashlib
+
+    items = generate(200, seed=0) + [letters_item(i, 0, lv) for lv in LEVELS for i in range(20)]
+    rows = json.dumps([(i.id, i.question, i.answer, i.level) for i in items])
+    digest = hashlib.sha256(rows.encode()).hexdigest()
+    assert digest == "bd582a0343de4fef461f8dab53379504582a27f6f853eba67862f5fb89d4601e"
+    assert [i.id for i in load_dataset("letters", n=3).items] == [
+        "letters-0-0000",
+        "letters-0-0001",
+        "letters-0-0002",
+    ]
+
+
+def test_phrasings_ask_as_people_do_and_count_a_letter_in_either_case() -> None:
+    data = load_dataset("letters:phrasings", n=250)
+    assert data.name == "letters-phrasings"
+    assert {item.level for item in data.items} == set(PHRASINGS)
+    assert all(item.id.startswith("letters-phrasings-0-") for item in data.items)
+    seen = set()
+    for item in data.items:
+        question = item.question
+        # The word is one of the generator's, named in the question (in some case).
+        words = [w for w in re.findall(r"[A-Za-z]{2,}", question) if w.lower() in WORDS]
+        assert words, question
+        word = words[-1]  # "letter" is a generator word too; the asked one comes last
+        letter = _letter_asked(question)
+        assert item.answer == str(word.lower().count(letter.lower())), item
+        assert int(item.answer) >= 1  # the letter occurs: these levels are about phrasing
+        seen.add(item.level)
+        if item.level == "zh":
+            assert re.search(r"[\u4e00-\u9fff]", question)
+        if item.level == "capital":
+            assert letter.isupper()
+        if item.level == "mixed":
+            assert (word != word.lower() and word != word.capitalize()) or word.isupper()
+        if item.level in ("plural", "unquoted"):
+            assert '"' not in question and "letter" not in question
+    assert seen == set(PHRASINGS)
+    # One level alone, by name.
+    assert {i.level for i in load_dataset("letters:capital", n=5).items} == {"capital"}

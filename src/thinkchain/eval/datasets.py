@@ -35,7 +35,9 @@ def load_dataset(spec: str, *, n: int | None = None, seed: int = 0) -> Dataset:
         raise DatasetError("--n must be at least 1")
     kind, _, option = spec.partition(":")
     if kind == "letters" and not Path(spec).exists():
-        levels = (option,) if option else letters.LEVELS
+        levels = (
+            letters.PHRASINGS if option == "phrasings" else (option,) if option else letters.LEVELS
+        )
         try:
             items = letters.generate(200 if n is None else n, seed=seed, levels=levels)
         except ValueError as err:

@@ -13,6 +13,17 @@ Levels, from easy to hard for a model:
 * ``absent``   a letter that does not occur at all (the answer is 0);
 * ``phrase``   a phrase of two to four words, counted across the words;
 * ``case``     mixed-case text, the letter asked in the other case, both cases counted.
+
+Then the phrasings people use, where a letter is a letter whatever its case (``PHRASINGS``;
+asked together as ``letters:phrasings``, never mixed into the levels above, whose questions
+and ids stay as they were):
+
+* ``capital``  the letter named in capitals ("the letter S", "How many R's"), the word as
+  written, maybe capitalised;
+* ``plural``   "how many r's / rs / r" without the word "letter";
+* ``unquoted`` the word and the letter without quotes or "the word", short and lower-case;
+* ``mixed``    a word written in mixed case ("BaNaNa", "STRAWBERRY"), no note on case;
+* ``zh``       the question in Chinese (单词…里有几个…, …中有多少个字母…).
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ import string
 from .items import Item
 
 LEVELS: tuple[str, ...] = ("short", "long", "repeated", "absent", "phrase", "case")
+PHRASINGS: tuple[str, ...] = ("capital", "plural", "unquoted", "mixed", "zh")
+ALL_LEVELS = LEVELS + PHRASINGS
 
 _SHORT = (
     "apple banana cherry grape lemon mango melon peach pear plum orange table chair house "
@@ -51,6 +64,39 @@ _TEMPLATES = (
 # The plain phrasing, used for single words only (a phrase needs its quotes).
 _WORD_TEMPLATE = "How many letters {letter} are in the word {text}?"
 _CASE_NOTE = " Count upper-case and lower-case letters alike."
+# How people ask (written here; a letter counts in either case).
+_PHRASED = {
+    "capital": (
+        "How many times is the letter {L} used in {Word}?",
+        "How many {L}'s are in {word}?",
+        "How many letters {L} does the word {Word} have?",
+        "Count the {L}s in {word}.",
+    ),
+    "plural": (
+        "How many {l}'s are in {word}?",
+        "how many {l}s in {word}",
+        "How many {l}'s does the word {word} have?",
+        "{word} has how many {l}'s?",
+    ),
+    "unquoted": (
+        "how many {l} in {word}",
+        "count {l} in {word}",
+        "number of {l} in {word}?",
+        "{l} in {word}: how many?",
+    ),
+    "mixed": (
+        "How many letters {l} are in {Mixed}?",
+        "How many times does {l} appear in {Mixed}?",
+        "Count the letter {l} in {Mixed}.",
+    ),
+    "zh": (
+        "单词{word}里有几个{l}？",
+        "{word}中有多少个字母{l}？",
+        "“{word}”这个词里字母{l}出现了几次？",
+        "{Word}这个单词中有几个{L}？",
+        "数一数{word}里有多少个{l}。",
+    ),
+}
 
 
 def _repeated_pairs() -> list[tuple[str, str]]:
@@ -94,7 +140,22 @@ def _pick(rng: random.Random, level: str) -> tuple[str, str, bool]:
         )
         text = " ".join(words)
         return text, rng.choice(sorted(set(text) - {" "})), True
-    raise ValueError(f"unknown letters level {level!r}: use one of {', '.join(LEVELS)}")
+    if level in PHRASINGS:
+        word = rng.choice((*SHORT_WORDS, *LONG_WORDS, *(w for w, _ in _REPEATED)))
+        return word, rng.choice(sorted(set(word))), False
+    raise ValueError(f"unknown letters level {level!r}: use one of {', '.join(ALL_LEVELS)}")
+
+
+def _phrased(rng: random.Random, level: str, word: str, letter: str) -> tuple[str, int]:
+    """A question in one of the phrasings people use, and its count in either case."""
+    template = rng.choice(_PHRASED[level])
+    mixed = _mixed_case(rng, word)
+    while mixed in (word, word.capitalize()):  # mixed case: not merely capitalised
+        mixed = _mixed_case(rng, word)
+    question = template.format(
+        l=letter, L=letter.upper(), word=word, Word=word.capitalize(), Mixed=mixed
+    )
+    return question, word.lower().count(letter.lower())
 
 
 def letters_item(index: int, seed: int = 0, level: str = "short", *, item_id: str = "") -> Item:
@@ -102,6 +163,14 @@ def letters_item(index: int, seed: int = 0, level: str = "short", *, item_id: st
     # A string seed is hashed with SHA-512 by `random`, the same on every platform and version.
     rng = random.Random(f"letters:{seed}:{level}:{index}")
     text, letter, is_phrase = _pick(rng, level)
+    if level in PHRASINGS:
+        question, count = _phrased(rng, level, text, letter)
+        return Item(
+            id=item_id or f"letters-{level}-{seed}-{index:04d}",
+            question=question,
+            answer=str(count),
+            level=level,
+        )
     count = text.count(letter)
     asked = letter
     if level == "case":
@@ -126,12 +195,14 @@ def generate(n: int, seed: int = 0, levels: tuple[str, ...] = LEVELS) -> list[It
     if not levels:
         raise ValueError("no letters level given")
     for level in levels:
-        if level not in LEVELS:
-            raise ValueError(f"unknown letters level {level!r}: use one of {', '.join(LEVELS)}")
+        if level not in ALL_LEVELS:
+            raise ValueError(f"unknown letters level {level!r}: use one of {', '.join(ALL_LEVELS)}")
     mixed = len(levels) > 1
+    # The phrasings' ids name them, so they never meet the original levels' ids.
+    prefix = "letters-phrasings" if levels == PHRASINGS else "letters"
     items = []
     for i in range(n):
         level = levels[i % len(levels)]
-        item_id = f"letters-{seed}-{i:04d}" if mixed else ""
+        item_id = f"{prefix}-{seed}-{i:04d}" if mixed else ""
         items.append(letters_item(i // len(levels) if mixed else i, seed, level, item_id=item_id))
     return items
