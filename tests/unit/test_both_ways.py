@@ -17,7 +17,7 @@ from rich.console import Console
 from thinkchain import ChainSettings
 from thinkchain.backends.base import GenerationRequest
 from thinkchain.backends.scripted import Reply, ScriptedBackend
-from thinkchain.cli.render import RunTerminalView
+from thinkchain.cli.render import TerminalView
 from thinkchain.eval.items import Item
 from thinkchain.eval.modes import parse_mode
 from thinkchain.eval.solve import SolveConfig, solve
@@ -126,7 +126,7 @@ def test_the_proxy_writes_a_line_per_chain_the_decision_and_the_chosen_reasoning
 
 def test_the_terminal_shows_each_chain_the_vote_and_the_chosen_chain() -> None:
     err, out = io.StringIO(), io.StringIO()
-    view = RunTerminalView(Console(file=err, width=200), out, live_answer=False)
+    view = TerminalView(Console(file=err, width=200), out, live_answer=False)
     for event in both_events():
         view.handle(event)
     shown = err.getvalue()

@@ -29,8 +29,13 @@ from .common import (
     STRATEGY_DEFAULTS,
     ApiKeyOpt,
     BaseUrlOpt,
+    LangOpt,
+    MaxStepsOpt,
+    MaxTokensOpt,
+    MinStepsOpt,
     ModelOpt,
     ModelPathOpt,
+    TemperatureOpt,
     backend_from_options,
     clear_errors,
     err_console,
@@ -38,7 +43,7 @@ from .common import (
 )
 from .history_cmd import HistoryOpt
 from .interrupt import ctrl_c_cancels
-from .render import RunTerminalView
+from .render import TerminalView
 
 
 def ask(
@@ -47,25 +52,15 @@ def ask(
     model: ModelOpt = None,
     api_key: ApiKeyOpt = None,
     model_path: ModelPathOpt = None,
-    lang: Annotated[
-        str, typer.Option(help="Prompt language: auto, zh or en.")
-    ] = CHAIN_DEFAULTS.lang,
+    lang: LangOpt = CHAIN_DEFAULTS.lang,
     mode: Annotated[
         str,
         typer.Option(help="How the model thinks: " + ", ".join(MODES) + ".", envvar=ENV_MODE),
     ] = CHAIN_DEFAULTS.mode,
-    max_steps: Annotated[
-        int, typer.Option(help="At most this many steps.")
-    ] = CHAIN_DEFAULTS.max_steps,
-    min_steps: Annotated[
-        int, typer.Option(help="At least this many steps.")
-    ] = CHAIN_DEFAULTS.min_steps,
-    temperature: Annotated[
-        float, typer.Option(help="Sampling temperature.")
-    ] = CHAIN_DEFAULTS.temperature,
-    max_tokens: Annotated[
-        int, typer.Option(help="Max tokens per step.")
-    ] = CHAIN_DEFAULTS.max_tokens_per_step,
+    max_steps: MaxStepsOpt = CHAIN_DEFAULTS.max_steps,
+    min_steps: MinStepsOpt = CHAIN_DEFAULTS.min_steps,
+    temperature: TemperatureOpt = CHAIN_DEFAULTS.temperature,
+    max_tokens: MaxTokensOpt = CHAIN_DEFAULTS.max_tokens_per_step,
     max_total_tokens: Annotated[
         int | None, typer.Option(help="Budget of generated tokens for the whole chain.")
     ] = None,
@@ -194,7 +189,7 @@ def run_in_terminal(
     print_answer: bool = True,
     recorder: ChainRecorder | None = None,
 ) -> ChainResult:
-    view = RunTerminalView(show_steps=show_steps, print_answer=print_answer)
+    view = TerminalView(show_steps=show_steps, print_answer=print_answer)
     cancel = CancelToken()
     result: ChainResult | None = None
     with ctrl_c_cancels(cancel):

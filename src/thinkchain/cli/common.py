@@ -66,6 +66,14 @@ ModelPathOpt = Annotated[
 ]
 
 
+# The options of a chain's settings, shared by the commands that run chains.
+LangOpt = Annotated[str, typer.Option(help="Prompt language: auto, zh or en.")]
+MaxStepsOpt = Annotated[int, typer.Option(help="At most this many steps.")]
+MinStepsOpt = Annotated[int, typer.Option(help="At least this many steps.")]
+TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
+MaxTokensOpt = Annotated[int, typer.Option(help="Max tokens per step.")]
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     # Escaped: messages quote user input and install hints like 'thinkchain[vllm]', which
     # rich would otherwise take for markup and drop.

@@ -30,8 +30,13 @@ from .common import (
     STRATEGY_DEFAULTS,
     ApiKeyOpt,
     BaseUrlOpt,
+    LangOpt,
+    MaxStepsOpt,
+    MaxTokensOpt,
+    MinStepsOpt,
     ModelOpt,
     ModelPathOpt,
+    TemperatureOpt,
     backend_from_options,
     clear_errors,
     err_console,
@@ -124,21 +129,11 @@ def evaluate(
     model: ModelOpt = None,
     api_key: ApiKeyOpt = None,
     model_path: ModelPathOpt = None,
-    lang: Annotated[
-        str, typer.Option(help="Prompt language: auto, zh or en.")
-    ] = CHAIN_DEFAULTS.lang,
-    max_steps: Annotated[
-        int, typer.Option(help="At most this many steps.")
-    ] = CHAIN_DEFAULTS.max_steps,
-    min_steps: Annotated[
-        int, typer.Option(help="At least this many steps.")
-    ] = CHAIN_DEFAULTS.min_steps,
-    temperature: Annotated[
-        float, typer.Option(help="Sampling temperature.")
-    ] = CHAIN_DEFAULTS.temperature,
-    max_tokens: Annotated[
-        int, typer.Option(help="Max tokens per step.")
-    ] = CHAIN_DEFAULTS.max_tokens_per_step,
+    lang: LangOpt = CHAIN_DEFAULTS.lang,
+    max_steps: MaxStepsOpt = CHAIN_DEFAULTS.max_steps,
+    min_steps: MinStepsOpt = CHAIN_DEFAULTS.min_steps,
+    temperature: TemperatureOpt = CHAIN_DEFAULTS.temperature,
+    max_tokens: MaxTokensOpt = CHAIN_DEFAULTS.max_tokens_per_step,
     final_max_tokens: Annotated[
         int, typer.Option(help="Max tokens of the final answer (direct, cot: the whole reply).")
     ] = CHAIN_DEFAULTS.final_max_tokens,

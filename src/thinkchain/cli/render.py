@@ -21,7 +21,6 @@ from rich.text import Text
 from ..events import (
     AnswerStarted,
     ChainCompleted,
-    ChainEvent,
     ChainFailed,
     ChainRead,
     ChainResult,
@@ -45,7 +44,7 @@ from ..view import (
     TimelineEntry,
 )
 
-__all__ = ["RunTerminalView", "TerminalView", "format_seconds"]
+__all__ = ["TerminalView", "format_seconds"]
 
 Segment = tuple[str, str]  # (text, rich style)
 
@@ -91,7 +90,8 @@ class TerminalView:
         self.live_answer = self.out.isatty() if live_answer is None else live_answer
         self.show_steps = show_steps
         self.print_answer = print_answer
-        self.view = ChainView()
+        self.run = RunView()
+        self._status: Status | None = None
         # What is printed already; entries before the last never change, so their document
         # is kept rather than built again at every event.
         self._printed_err = 0
@@ -100,8 +100,37 @@ class TerminalView:
         self._err_done = _Err()
         self._out_done = _Out()
 
-    def handle(self, event: ChainEvent) -> None:
-        self.view.apply(event)
+    @property
+    def view(self) -> ChainView:
+        """The chain shown as it happens (a run of one chain)."""
+        return self.run.chains[0]
+
+    def handle(self, event: RunEvent) -> None:
+        """A chain's events are shown as they happen; a strategy's chains, which cannot all
+        stream to one terminal readably, as a moving status line, a line per finished chain,
+        the decision, then the chosen chain's steps and its answer (on stdout, like a chain's)."""
+        run = self.run
+        run.apply(event)
+        if isinstance(event, RunStarted):
+            if self.show_steps:
+                self._status = self.console.status(f"{event.chains} {event.strategy} chains…")
+                self._status.start()
+        elif not run.several:
+            self._chain_document()
+        elif isinstance(event, InChain):
+            self._progress(event)
+        elif isinstance(event, ChainRead):
+            if self.show_steps:
+                self.console.print(read_line(event, run.size), soft_wrap=True)
+        elif isinstance(event, (ChainCompleted, ChainFailed)):
+            self._end(event.result)
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def _chain_document(self) -> None:
         timeline = self.view.timeline
         while self._frozen < len(timeline) - 1:
             self._entry(self._err_done, self._out_done, self._frozen)
@@ -113,6 +142,42 @@ class TerminalView:
         if self.view.result is not None:
             self._summary(err)
         self._print(err.segments, out.text)
+
+    def _progress(self, event: InChain) -> None:
+        if self._status is None:
+            return
+        inner, which = event.event, f"{event.chain + 1}/{self.run.size}"
+        if isinstance(inner, StepStarted):
+            self._status.update(f"chain {which} · step {inner.index}")
+        elif isinstance(inner, AnswerStarted):
+            self._status.update(f"chain {which} · answering")
+
+    def _end(self, result: ChainResult) -> None:
+        self.close()
+        view = self.run
+        if self.show_steps and view.decision is not None:
+            self.console.print(decision_line(view), soft_wrap=True)
+        if result.decision is not None and result.decision.chosen is not None:
+            if not self.print_answer:
+                return  # --json: the run is printed whole, as JSON
+            if self.show_steps:
+                role = next((r.role for r in view.reads if r.chain == result.decision.chosen), "")
+                self.console.print(
+                    Text(f"\nWinning chain: {role} {result.decision.chosen + 1}", style="bold")
+                )
+            # The chosen chain told again, as it ended, in a chain's own view.
+            chosen = dataclasses.replace(result, chains=[], decision=None)
+            shown = TerminalView(
+                self.console,
+                self.out,
+                live_answer=False,
+                show_steps=self.show_steps,
+                print_answer=self.print_answer,
+            )
+            for replayed in replay(chosen):
+                shown.handle(replayed)
+        elif result.error is not None and self.show_steps:
+            self.console.print(Text(f"error: {result.error}", style="bold red"), soft_wrap=True)
 
     # -- printing what is new ------------------------------------------------------------------
 
@@ -295,90 +360,3 @@ def decision_line(view: RunView) -> Text:
         style="dim",
     )
     return text
-
-
-class RunTerminalView:
-    """Prints a run: a chain as it happens (TerminalView); a strategy's chains, which cannot
-    all stream to one terminal readably, as a moving status line, a line per finished chain,
-    the decision, then the chosen chain's steps and its answer (on stdout, like a chain's)."""
-
-    def __init__(
-        self,
-        console: Console | None = None,
-        out: TextIO | None = None,
-        *,
-        live_answer: bool | None = None,
-        show_steps: bool = True,
-        print_answer: bool = True,
-    ) -> None:
-        self.console = console or Console(stderr=True, highlight=False)
-        self.out = out or sys.stdout
-        self.show_steps = show_steps
-        self.print_answer = print_answer
-        self.view = RunView()
-        self.chain = TerminalView(
-            self.console,
-            self.out,
-            live_answer=live_answer,
-            show_steps=show_steps,
-            print_answer=print_answer,
-        )
-        self._status: Status | None = None
-
-    def handle(self, event: RunEvent) -> None:
-        view = self.view
-        view.apply(event)
-        if isinstance(event, RunStarted):
-            if self.show_steps:
-                self._status = self.console.status(f"{event.chains} {event.strategy} chains…")
-                self._status.start()
-        elif not view.several:
-            self.chain.handle(event)  # type: ignore[arg-type]
-        elif isinstance(event, InChain):
-            self._progress(event)
-        elif isinstance(event, ChainRead):
-            if self.show_steps:
-                self.console.print(read_line(event, view.size), soft_wrap=True)
-        elif isinstance(event, (ChainCompleted, ChainFailed)):
-            self._end(event.result)
-
-    def close(self) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
-
-    def _progress(self, event: InChain) -> None:
-        if self._status is None:
-            return
-        inner, which = event.event, f"{event.chain + 1}/{self.view.size}"
-        if isinstance(inner, StepStarted):
-            self._status.update(f"chain {which} · step {inner.index}")
-        elif isinstance(inner, AnswerStarted):
-            self._status.update(f"chain {which} · answering")
-
-    def _end(self, result: ChainResult) -> None:
-        self.close()
-        view = self.view
-        if self.show_steps and view.decision is not None:
-            self.console.print(decision_line(view), soft_wrap=True)
-        if result.decision is not None and result.decision.chosen is not None:
-            if not self.print_answer:
-                return  # --json: the run is printed whole, as JSON
-            if self.show_steps:
-                role = next((r.role for r in view.reads if r.chain == result.decision.chosen), "")
-                self.console.print(
-                    Text(f"\nWinning chain: {role} {result.decision.chosen + 1}", style="bold")
-                )
-            # The chosen chain told again, as it ended, in a chain's own view.
-            chosen = dataclasses.replace(result, chains=[], decision=None)
-            shown = TerminalView(
-                self.console,
-                self.out,
-                live_answer=False,
-                show_steps=self.show_steps,
-                print_answer=self.print_answer,
-            )
-            for replayed in replay(chosen):
-                shown.handle(replayed)
-        elif result.error is not None and self.show_steps:
-            self.console.print(Text(f"error: {result.error}", style="bold red"), soft_wrap=True)
