@@ -28,19 +28,11 @@ from ..backends.base import (
 )
 from ..events import Usage
 from . import reasoning
-from .errors import ProxyError, from_chain_error
+from .errors import ProxyError
 from .limits import ChainSlots
-from .reasoning import (
-    Content,
-    Finished,
-    Item,
-    Plan,
-    ReasoningRun,
-    collect,
-    log_outcome,
-    prime,
-)
+from .reasoning import Content, Finished, Item, Plan
 from .reasoning_format import ChatReasoning
+from .reasoning_http import ReasoningRun
 from .schemas import ChatCompletionRequest
 from .settings import ReasoningFormat
 from .streaming import DONE, SSE_HEADERS, ChunkWriter, ClosingStreamingResponse, unless_disconnected
@@ -82,18 +74,9 @@ async def reasoning_completion(
     retry_after: int,
     fmt: ReasoningFormat,
 ) -> Response:
-    slots.acquire(retry_after)
-    run = ReasoningRun(reasoning.run(backend, plan), slots)
-    started = time.perf_counter()
+    run = ReasoningRun.start(backend, plan, slots, retry_after, body.model)
     if not body.stream:
-        try:
-            outcome = await unless_disconnected(request, collect(run.items))
-        finally:
-            await run.close()
-        log_outcome(body.model, plan, outcome, started)
-        if outcome.failed:
-            assert outcome.error is not None
-            raise from_chain_error(outcome.error)
+        outcome = await run.whole(request)
         return JSONResponse(
             completion_body(
                 body.model,
@@ -103,23 +86,11 @@ async def reasoning_completion(
                 thinkchain=outcome.trace,
             )
         )
-    try:
-        primed = await unless_disconnected(request, prime(run.items))
-    except BaseException:
-        await run.close()
-        raise
-    last = primed[-1] if primed else None
-    if isinstance(last, Finished) and last.outcome.failed:
-        await run.close()
-        log_outcome(body.model, plan, last.outcome, started)
-        assert last.outcome.error is not None
-        raise from_chain_error(last.outcome.error)
+    items = await run.opened(request)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     writer = ChunkWriter(new_id(), body.model)
     return ClosingStreamingResponse(
-        _reasoning_events(
-            primed, run, writer, ChatReasoning(fmt), include_usage, body.model, plan, started
-        ),
+        _reasoning_events(items, run, writer, ChatReasoning(fmt), include_usage),
         headers=SSE_HEADERS,
         media_type="text/event-stream",
         on_close=run.close,
@@ -127,34 +98,24 @@ async def reasoning_completion(
 
 
 async def _reasoning_events(
-    primed: list[Item],
+    items: AsyncGenerator[Item, None],
     run: ReasoningRun,
     writer: ChunkWriter,
     steps: ChatReasoning,
     include_usage: bool,
-    model: str,
-    plan: Plan,
-    started: float,
 ) -> AsyncGenerator[bytes, None]:
     yield writer.chunk({"role": "assistant", "content": ""})
-
-    async def every_item() -> AsyncGenerator[Item, None]:
-        for item in primed:
-            yield item
-        async for item in run.items:
-            yield item
-
     try:
-        async with aclosing(every_item()) as items:
-            async for item in items:
+        async with aclosing(items) as every_item:
+            async for item in every_item:
                 if isinstance(item, Content):
                     yield writer.chunk(steps.content(item.text))
                 elif isinstance(item, Finished):
                     outcome = item.outcome
-                    log_outcome(model, plan, outcome, started)
-                    if outcome.failed:
-                        assert outcome.error is not None
-                        yield from_chain_error(outcome.error).sse()
+                    try:
+                        run.finished(outcome)
+                    except ProxyError as err:
+                        yield err.sse()
                         return
                     closing = steps.close()
                     if closing is not None:

@@ -10,8 +10,7 @@ HTTP layer (chat.py) only writes those out; it never sees a chain event.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +31,7 @@ from ..settings import ChainSettings, StrategySettings
 from ..strategies import make_run
 from ..text import replace_lone_surrogates
 from ..view import Growing, RunView
-from .errors import ProxyError, bad_request, describe_validation
-from .limits import ChainSlots
+from .errors import bad_request, describe_validation
 from .schemas import ChatCompletionRequest, ChatMessage, ThinkchainOptions
 from .settings import ProxySettings
 from .step_text import format_steps, run_answer, run_reasoning
@@ -280,56 +278,6 @@ class RunTranslator:
             )
             items.append(Finished(run_outcome(view.result, view.error, reasoning, view.size)))
         return items
-
-
-# -- consuming a run's items (chat completions and responses alike) ---------------------------
-
-
-@dataclass
-class ReasoningRun:
-    """One running chain and the slot it holds; closing it is safe to do more than once."""
-
-    items: AsyncGenerator[Item, None]
-    slots: ChainSlots
-    closed: bool = False
-
-    async def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                await self.items.aclose()
-            finally:
-                self.slots.release()
-
-
-async def collect(items: AsyncIterator[Item]) -> Outcome:
-    async for item in items:
-        if isinstance(item, Finished):
-            return item.outcome
-    raise ProxyError(502, "the chain ended without a result", code="no_result")
-
-
-async def prime(items: AsyncIterator[Item]) -> list[Item]:
-    """Items up to the first the client must see at once (notes about retries can wait)."""
-    primed: list[Item] = []
-    async for item in items:
-        primed.append(item)
-        if isinstance(item, Finished) or not getattr(item, "note", False):
-            break
-    return primed
-
-
-def log_outcome(model: str, plan: Plan, outcome: Outcome, started: float) -> None:
-    status = outcome.error.kind if outcome.error else "completed"
-    log.info(
-        "%s %s: %s, %d steps, %d tokens, %.1f s",
-        model,
-        plan.strategy.strategy,
-        status,
-        len(outcome.trace.get("steps", [])),
-        outcome.usage.total_tokens,
-        time.perf_counter() - started,
-    )
 
 
 async def run(backend: Backend, plan: Plan) -> AsyncGenerator[Item, None]:

@@ -15,7 +15,6 @@ started with ``--reasoning-format none`` shows no steps here either.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -24,26 +23,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..backends.base import Backend
-from . import code_steps, reasoning
-from .errors import ProxyError, bad_request, from_chain_error
-from .reasoning import (
-    Content,
-    Finished,
-    Item,
-    Outcome,
-    Plan,
-    ReasoningRun,
-    collect,
-    log_outcome,
-    prime,
-)
+from . import code_steps
+from .errors import ProxyError, bad_request
+from .reasoning import Content, Finished, Item, Outcome, Plan
 from .reasoning_format import ChatReasoning
+from .reasoning_http import ReasoningRun
 from .response_events import ResponseWriter, message_item, new_id, reasoning_item
 from .response_input import chat_view, renamed
 from .response_schemas import ResponsesRequest
 from .response_store import ResponseStore, owner_of
 from .settings import ReasoningFormat
-from .streaming import SSE_HEADERS, ClosingStreamingResponse, unless_disconnected
+from .streaming import SSE_HEADERS, ClosingStreamingResponse
 
 if TYPE_CHECKING:
     from .app import ProxyState
@@ -216,36 +206,21 @@ async def _respond(
     fmt: ReasoningFormat,
     turn: Turn,
 ) -> Response:
-    state.slots.acquire(state.settings.retry_after_seconds)
-    run = ReasoningRun(reasoning.run(backend, plan), state.slots)
-    started = time.perf_counter()
+    retry_after = state.settings.retry_after_seconds
+    run = ReasoningRun.start(backend, plan, state.slots, retry_after, body.model)
     steps = Steps(fmt, writer)
-    if not body.stream:
-        try:
-            outcome = await unless_disconnected(request, collect(run.items))
-        finally:
-            await run.close()
-        log_outcome(body.model, plan, outcome, started)
-        if outcome.failed:
-            assert outcome.error is not None
-            raise _error(from_chain_error(outcome.error))
-        status = "incomplete" if outcome.over_budget else "completed"
-        whole = writer.response(status, outcome=outcome, output=steps.output(outcome))
-        turn.done(writer.id, outcome)
-        return JSONResponse(whole)
     try:
-        primed = await unless_disconnected(request, prime(run.items))
-    except BaseException:
-        await run.close()
-        raise
-    last = primed[-1] if primed else None
-    if isinstance(last, Finished) and last.outcome.failed:
-        await run.close()
-        log_outcome(body.model, plan, last.outcome, started)
-        assert last.outcome.error is not None
-        raise _error(from_chain_error(last.outcome.error))
+        if not body.stream:
+            outcome = await run.whole(request)
+            status = "incomplete" if outcome.over_budget else "completed"
+            whole = writer.response(status, outcome=outcome, output=steps.output(outcome))
+            turn.done(writer.id, outcome)
+            return JSONResponse(whole)
+        items = await run.opened(request)
+    except ProxyError as err:
+        raise _error(err) from None
     return ClosingStreamingResponse(
-        _events(primed, run, steps, writer, turn, body.model, plan, started),
+        _events(items, run, steps, writer, turn),
         headers=SSE_HEADERS,
         media_type="text/event-stream",
         on_close=run.close,
@@ -253,35 +228,26 @@ async def _respond(
 
 
 async def _events(
-    primed: list[Item],
+    items: AsyncGenerator[Item, None],
     run: ReasoningRun,
     steps: Steps,
     writer: ResponseWriter,
     turn: Turn,
-    model: str,
-    plan: Plan,
-    started: float,
 ) -> AsyncGenerator[bytes, None]:
     for event in writer.start():
         yield event
 
-    async def every_item() -> AsyncGenerator[Item, None]:
-        for item in primed:
-            yield item
-        async for item in run.items:
-            yield item
-
     try:
-        async with aclosing(every_item()) as items:
-            async for item in items:
+        async with aclosing(items) as every_item:
+            async for item in every_item:
                 if isinstance(item, Content):
                     events = steps.content(item.text)
                 elif isinstance(item, Finished):
                     outcome = item.outcome
-                    log_outcome(model, plan, outcome, started)
-                    if outcome.failed:
-                        assert outcome.error is not None
-                        events = writer.fail(_error(from_chain_error(outcome.error)))
+                    try:
+                        run.finished(outcome)
+                    except ProxyError as err:
+                        events = writer.fail(_error(err))
                     else:
                         events = steps.close() + writer.finish(outcome)
                         turn.done(writer.id, outcome)
