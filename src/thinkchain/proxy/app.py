@@ -62,6 +62,28 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _documented(request_schema: str, reply: str) -> dict[str, Any]:
+    """What the API document says of a POST route that reads its own body: the request's
+    schema, its errors, and a reply that may be JSON or a stream of server-sent events."""
+    return {
+        "responses": {
+            **_ERRORS,
+            # Each event's data is a JSON chunk (or "[DONE]"): no one schema fits them all.
+            200: {"description": reply, "content": {"text/event-stream": {"schema": {}}}},
+        },
+        "openapi_extra": {
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{request_schema}"}
+                    }
+                },
+            }
+        },
+    }
+
+
 @dataclass
 class ProxyState:
     """Everything one app instance holds; reached through ``app.state.proxy``."""
@@ -188,26 +210,12 @@ def _api_router(state: ProxyState) -> APIRouter:
     @router.post(
         "/chat/completions",
         response_model=ChatCompletion,
-        responses={
-            **_ERRORS,
-            200: {
-                "description": "A chat completion, or with `stream: true` a stream of "
-                "`chat.completion.chunk` server-sent events ending with `data: [DONE]`",
-                # Each event's data is a JSON chunk, or "[DONE]": no one schema fits both.
-                "content": {"text/event-stream": {"schema": {}}},
-            },
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}
-                    }
-                },
-            }
-        },
         tags=["chat"],
+        **_documented(
+            "ChatCompletionRequest",
+            "A chat completion, or with `stream: true` a stream of `chat.completion.chunk` "
+            "server-sent events ending with `data: [DONE]`",
+        ),
     )
     async def chat_completions(request: Request) -> Response:
         raw = await request.body()
@@ -237,25 +245,12 @@ def _api_router(state: ProxyState) -> APIRouter:
     @router.post(
         "/responses",
         response_model=ResponseObject,
-        responses={
-            **_ERRORS,
-            200: {
-                "description": "A response, or with `stream: true` a stream of server-sent "
-                "events (`response.created` ... `response.completed`)",
-                "content": {"text/event-stream": {"schema": {}}},
-            },
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/ResponsesRequest"}
-                    }
-                },
-            }
-        },
         tags=["responses"],
+        **_documented(
+            "ResponsesRequest",
+            "A response, or with `stream: true` a stream of server-sent events "
+            "(`response.created` ... `response.completed`)",
+        ),
     )
     async def create_response(request: Request) -> Response:
         raw = await request.body()
