@@ -173,23 +173,7 @@ def ask_run(
 ) -> ChainResult:
     """One run in the terminal: shown as it happens (on stderr unless ``quiet``), the answer
     on stdout, or the whole run as one JSON document with ``as_json``."""
-    result = run_in_terminal(
-        run, question, show_steps=not quiet, print_answer=not as_json, recorder=recorder
-    )
-    if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
-    return result
-
-
-def run_in_terminal(
-    run: Run,
-    question: str,
-    *,
-    show_steps: bool = True,
-    print_answer: bool = True,
-    recorder: ChainRecorder | None = None,
-) -> ChainResult:
-    view = TerminalView(show_steps=show_steps, print_answer=print_answer)
+    view = TerminalView(show_steps=not quiet, print_answer=not as_json)
     cancel = CancelToken()
     result: ChainResult | None = None
     with ctrl_c_cancels(cancel):
@@ -208,4 +192,6 @@ def run_in_terminal(
         if recorder.error is not None:
             warning = f"warning: not kept in the history: {recorder.error}"
             err_console.print(Text(warning, style="yellow"), soft_wrap=True)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
     return result
