@@ -268,3 +268,18 @@ def test_phrasings_ask_as_people_do_and_count_a_letter_in_either_case() -> None:
     assert seen == set(PHRASINGS)
     # One level alone, by name.
     assert {i.level for i in load_dataset("letters:capital", n=5).items} == {"capital"}
+
+
+def test_skip_asks_the_items_after_the_first_k(tmp_path: Path) -> None:
+    path = tmp_path / "ten.jsonl"
+    path.write_text(
+        "\n".join(json.dumps({"id": f"q{i}", "question": f"{i}?", "answer": i}) for i in range(10))
+    )
+    data = load_dataset(str(path), n=3, skip=4)
+    assert [item.id for item in data.items] == ["q4", "q5", "q6"]
+    assert data.name == "ten-from-5"  # its own output folder, apart from the first items'
+    assert [item.id for item in load_dataset(str(path), skip=8).items] == ["q8", "q9"]
+    with pytest.raises(DatasetError, match="no items after the first 10"):
+        load_dataset(str(path), skip=10)
+    with pytest.raises(DatasetError, match="--skip cannot be negative"):
+        load_dataset(str(path), skip=-1)

@@ -92,6 +92,10 @@ def evaluate(
     n: Annotated[
         int | None, typer.Option("--n", help="The first N items (letters: default 200).")
     ] = None,
+    skip: Annotated[
+        int,
+        typer.Option("--skip", help="Leave out the first K items (--skip 200 --n 200: 201-400)."),
+    ] = 0,
     out: Annotated[
         Path | None,
         typer.Option(help="Output folder (default: results/DATASET)."),
@@ -155,7 +159,7 @@ def evaluate(
             fail("--k must be at least 1")
         if agree_n < 2:
             fail("--agree-n must be at least 2: one answer agrees with nothing")
-        data = load_dataset(dataset, n=n, seed=seed)
+        data = load_dataset(dataset, n=n, seed=seed, skip=skip)
         settings = ChainSettings(
             lang=lang,
             max_steps=max_steps,

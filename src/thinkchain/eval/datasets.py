@@ -29,10 +29,23 @@ class Dataset:
     items: list[Item]
 
 
-def load_dataset(spec: str, *, n: int | None = None, seed: int = 0) -> Dataset:
-    """The first ``n`` items (all when None) of the dataset named by ``spec``."""
+def load_dataset(spec: str, *, n: int | None = None, seed: int = 0, skip: int = 0) -> Dataset:
+    """The first ``n`` items (all when None) of the dataset named by ``spec``, after leaving
+    out its first ``skip`` (items 201-400 of a file: ``skip=200, n=200``)."""
     if n is not None and n < 1:
         raise DatasetError("--n must be at least 1")
+    if skip < 0:
+        raise DatasetError("--skip cannot be negative")
+    data = _load(spec, n=None if n is None else n + skip, seed=seed)
+    if not skip:
+        return data
+    items = data.items[skip:]
+    if not items:
+        raise DatasetError(f"{spec} has no items after the first {skip}")
+    return Dataset(f"{data.name}-from-{skip + 1}", data.source, items)
+
+
+def _load(spec: str, *, n: int | None, seed: int) -> Dataset:
     kind, _, option = spec.partition(":")
     if kind == "letters" and not Path(spec).exists():
         levels = (
