@@ -30,12 +30,12 @@ import numpy as np
 
 from benchmarks._report import gsm8k_items, stats, write_section
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.base import GenerationRequest, TextChunk
-from thinkchain.backends.kv_slots import common_prefix as _common_prefix
-from thinkchain.backends.llamacpp import LlamaCppBackend
-from thinkchain.models import DEFAULT_MODEL, path_of
-from thinkchain.prompts import prompt
-from thinkchain.steps import STEP_SCHEMA, StepFormatError, parse_step
+from thinkchain.chain.backend import GenerationRequest, TextChunk
+from thinkchain.chain.prompts import prompt
+from thinkchain.chain.steps import STEP_SCHEMA, StepFormatError, parse_step
+from thinkchain.models.backends.kv_slots import common_prefix as _common_prefix
+from thinkchain.models.backends.llamacpp import LlamaCppBackend
+from thinkchain.models.embedded import DEFAULT_MODEL, path_of
 
 QUESTION = (
     "Explain in detail, with several paragraphs, how to count the letters r in the word "

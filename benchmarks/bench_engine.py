@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._report import stats, write_section
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.base import GenerationRequest
-from thinkchain.backends.scripted import ScriptedBackend, step_json
+from thinkchain.chain.backend import GenerationRequest
+from thinkchain.models.backends.scripted import ScriptedBackend, step_json
 
 WORDS_PER_STEP = 120  # about the length of a real step; streamed one word per chunk
 

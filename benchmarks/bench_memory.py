@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._report import stats, write_section
-from thinkchain.models import DEFAULT_MODEL, path_of
-from thinkchain.settings import DEFAULT_MODE
+from thinkchain.chain.settings import DEFAULT_MODE
+from thinkchain.models.embedded import DEFAULT_MODEL, path_of
 
 QUESTION = "How many letters r are in the word strawberry?"
 MIB = 1024 * 1024

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._report import ROOT, gsm8k_items, stats, write_section
 from thinkchain import Chain, ChainSettings
-from thinkchain.answers import extract_answer, normalise_gold, same_answer
-from thinkchain.backends.llamacpp import LlamaCppBackend
-from thinkchain.models import DEFAULT_MODEL, path_of
-from thinkchain.settings import DEFAULT_MODE
+from thinkchain.chain.answers import extract_answer, normalise_gold, same_answer
+from thinkchain.chain.settings import DEFAULT_MODE
+from thinkchain.models.backends.llamacpp import LlamaCppBackend
+from thinkchain.models.embedded import DEFAULT_MODEL, path_of
 
 # Our own wording of the seed-style instructions (the seed's text is not copied).
 NAIVE_SYSTEM = (

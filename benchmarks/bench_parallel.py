@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._report import gsm8k_items, stats, write_section
-from thinkchain.backends.base import Completion, GenerationRequest
-from thinkchain.backends.llamacpp import LlamaCppBackend
-from thinkchain.models import DEFAULT_MODEL, path_of
+from thinkchain.chain.backend import Completion, GenerationRequest
+from thinkchain.models.backends.llamacpp import LlamaCppBackend
+from thinkchain.models.embedded import DEFAULT_MODEL, path_of
 
 
 async def one(backend: LlamaCppBackend, question: str, tokens: int, seed: int) -> int:

@@ -34,8 +34,8 @@ from pathlib import Path
 import httpx
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.openai_compat import OpenAICompatBackend
-from thinkchain.events import ChainCompleted, ChainFailed, StepDelta
+from thinkchain.chain.events import ChainCompleted, ChainFailed, StepDelta
+from thinkchain.models.backends.openai_compat import OpenAICompatBackend
 
 # Run as a script (python benchmarks/bench_proxy.py): the helper sits next to it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))

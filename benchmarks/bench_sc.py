@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._report import stats, write_section
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.openai_compat import OpenAICompatBackend
-from thinkchain.models import DEFAULT_MODEL, path_of
-from thinkchain.strategies import SelfConsistency
+from thinkchain.chain.strategies import SelfConsistency
+from thinkchain.models.backends.openai_compat import OpenAICompatBackend
+from thinkchain.models.embedded import DEFAULT_MODEL, path_of
 from thinkchain.testing.fake_openai import FakeOpenAIServer, FakeReply
 
 QUESTION = "A farmer has 12 cows and buys 30 more. How many cows does he have now?"
@@ -61,7 +61,7 @@ def http_times(runs: int, k: int) -> tuple[list[float], list[float]]:
 
 
 def embedded_times(runs: int, k: int) -> dict[str, list[float]]:
-    from thinkchain.backends.llamacpp import LlamaCppBackend
+    from thinkchain.models.backends.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend(path_of(DEFAULT_MODEL), n_parallel=k, n_ctx=4096)
     settings = ChainSettings(max_tokens_per_step=400)

@@ -24,10 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._report import write_section
-from thinkchain.backends.base import GenerationRequest, TextChunk
-from thinkchain.backends.llamacpp import LlamaCppBackend
+from thinkchain.chain.backend import GenerationRequest, TextChunk
 from thinkchain.eval.letters import LONG_WORDS
-from thinkchain.models import DEFAULT_MODEL, path_of
+from thinkchain.models.backends.llamacpp import LlamaCppBackend
+from thinkchain.models.embedded import DEFAULT_MODEL, path_of
 
 SHAPES = {
     "one letter per numbered line": (

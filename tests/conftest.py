@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from thinkchain import models
+from thinkchain.models import embedded as models
 
 # Tests never touch a real model hub or a cache folder the user relies on, unless a test
 # asks for the embedded model explicitly (see the `embedded_model_path` fixture).

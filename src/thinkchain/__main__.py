@@ -1,5 +1,5 @@
 """``python -m thinkchain`` is the ``thinkchain`` command."""
 
-from .cli import main
+from thinkchain.cli import main
 
 main()

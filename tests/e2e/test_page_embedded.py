@@ -6,9 +6,9 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from thinkchain import models
 from thinkchain.history import HistoryStore
-from thinkchain.ui import app as page_module
+from thinkchain.models import embedded as models
+from thinkchain.ui import page as page_module
 
 
 def test_the_page_reasons_on_the_embedded_model(small_model_path, tmp_path, monkeypatch):

@@ -14,9 +14,9 @@ import time
 import pytest
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.base import GenerationRequest, TextChunk
-from thinkchain.backends.llamacpp import LlamaCppBackend
-from thinkchain.prompts import prompt
+from thinkchain.chain.backend import GenerationRequest, TextChunk
+from thinkchain.chain.prompts import prompt
+from thinkchain.models.backends.llamacpp import LlamaCppBackend
 
 QUESTION = "How many letters r are in the word strawberry?"
 # Greedy, short and without code steps (no sandbox needed): the chain is a pure function of
@@ -125,7 +125,7 @@ def test_a_damaged_or_foreign_state_file_is_rebuilt_silently(small_model_path, s
     else:
         # A sound llama.cpp state, but of another prefix, under the English key (with a
         # digest that matches its bytes): llama.cpp would load it; its tokens give it away.
-        from thinkchain.backends.prefix_store import SUFFIX, file_digest
+        from thinkchain.models.backends.prefix_store import SUFFIX, file_digest
 
         en_file.unlink()
         fake = store.folder / f"{key_en}-{'0' * 40}{SUFFIX}"

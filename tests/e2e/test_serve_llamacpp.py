@@ -16,14 +16,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from thinkchain import serve
-from thinkchain.backends.base import GenerationRequest, TextChunk
-from thinkchain.backends.openai_compat import (
+from thinkchain.chain.backend import GenerationRequest, TextChunk
+from thinkchain.chain.steps import STEP_SCHEMA
+from thinkchain.models import serve
+from thinkchain.models.backends.openai_compat import (
     OpenAICompatBackend,
     forget_dialects,
     remembered_dialect,
 )
-from thinkchain.steps import STEP_SCHEMA
 
 THINKCHAIN = str(Path(sys.executable).with_name("thinkchain"))
 QUESTION = "How many letters r are in the word strawberry?"

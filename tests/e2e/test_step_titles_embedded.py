@@ -12,7 +12,7 @@ import re
 import pytest
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.llamacpp import LlamaCppBackend
+from thinkchain.models.backends.llamacpp import LlamaCppBackend
 
 QUESTIONS = [
     # A GSM8K item (train split) and a letters question, in English and in Chinese: the

@@ -8,8 +8,7 @@ import threading
 from pathlib import Path
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.scripted import demo_backend
-from thinkchain.events import CodeRun, FinalAnswer, Step, Usage
+from thinkchain.chain.events import CodeRun, FinalAnswer, Step, Usage
 from thinkchain.history import (
     ChainRecorder,
     Conversation,
@@ -19,6 +18,7 @@ from thinkchain.history import (
     to_markdown,
 )
 from thinkchain.history.export import code_run_markdown
+from thinkchain.models.backends.scripted import demo_backend
 
 FIRST = "How many letters r are in the word strawberry?"
 SECOND = "And in raspberry?"

@@ -8,9 +8,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.scripted import ScriptedBackend, step_json
 from thinkchain.cli import app
 from thinkchain.history import ChainRecorder, HistoryStore
+from thinkchain.models.backends.scripted import ScriptedBackend, step_json
 
 runner = CliRunner()
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from thinkchain.backends.scripted import demo_backend
 from thinkchain.history import HistoryStore
+from thinkchain.models.backends.scripted import demo_backend
 from thinkchain.testing.fake_openai import FakeOpenAIServer, FakeReply, FakeStall
-from thinkchain.ui import app as page_module
+from thinkchain.ui import page as page_module
 
 THINKCHAIN = str(Path(sys.executable).parent / "thinkchain")
 QUESTION = "How many letters r are in the word strawberry?"
@@ -99,7 +99,7 @@ _WRITER = textwrap.dedent(
     """
     import sys, time
     from thinkchain import Chain, ChainSettings
-    from thinkchain.backends.scripted import ScriptedBackend, step_json
+    from thinkchain.models.backends.scripted import ScriptedBackend, step_json
     from thinkchain.history import ChainRecorder
 
     db, name, count, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from thinkchain import ChainSettings
-from thinkchain.backends.openai_compat import OpenAICompatBackend, forget_dialects
+from thinkchain.chain.settings import StrategySettings
 from thinkchain.cli import app
 from thinkchain.eval.datasets import Dataset
 from thinkchain.eval.items import Item
@@ -18,7 +18,7 @@ from thinkchain.eval.modes import parse_modes
 from thinkchain.eval.records import Record
 from thinkchain.eval.runner import Evaluation
 from thinkchain.eval.solve import SolveConfig
-from thinkchain.settings import StrategySettings
+from thinkchain.models.backends.openai_compat import OpenAICompatBackend, forget_dialects
 from thinkchain.testing.fake_openai import FakeOpenAIServer
 
 # The fake server answers "The answer is 42." to every free-text request.

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from thinkchain import hub
 from thinkchain.cli import app
-from thinkchain.models import ModelError
+from thinkchain.models import hub
+from thinkchain.models.embedded import ModelError
 
 runner = CliRunner()
 REPO = "qwen/Qwen2.5-7B-Instruct"

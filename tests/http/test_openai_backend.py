@@ -9,15 +9,15 @@ import time
 import pytest
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.openai_compat import (
+from thinkchain.chain.events import ChainFailed, Retry
+from thinkchain.chain.steps import STEP_SCHEMA
+from thinkchain.models.backends.openai_compat import (
     OpenAICompatBackend,
     forget_dialects,
     parse_retry_after,
     remembered_dialect,
     split_urls,
 )
-from thinkchain.events import ChainFailed, Retry
-from thinkchain.steps import STEP_SCHEMA
 from thinkchain.testing.fake_openai import (
     FakeCut,
     FakeError,

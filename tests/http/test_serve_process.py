@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from thinkchain import serve
+from thinkchain.models import serve
 
 SCRIPT = Path(__file__).with_name("fake_engine_server.py")
 THINKCHAIN = str(Path(sys.executable).with_name("thinkchain"))

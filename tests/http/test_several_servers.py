@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.base import GenerationRequest, TransportError
-from thinkchain.backends.openai_compat import OpenAICompatBackend, forget_dialects
+from thinkchain.chain.backend import GenerationRequest, TransportError
+from thinkchain.chain.events import ChainCompleted, ChainFailed, Retry
 from thinkchain.cli import app
-from thinkchain.events import ChainCompleted, ChainFailed, Retry
+from thinkchain.models.backends.openai_compat import OpenAICompatBackend, forget_dialects
 from thinkchain.testing.fake_openai import (
     FakeCut,
     FakeError,

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import uvicorn
 
-from thinkchain.backends.base import Backend
+from thinkchain.chain.backend import Backend
+from thinkchain.chain.settings import ChainSettings
 from thinkchain.proxy import ProxySettings, create_app
-from thinkchain.settings import ChainSettings
 from thinkchain.testing.fake_openai import FakeOpenAIServer
 
 # Retries without waiting, so failure paths are quick; nothing else differs from defaults.

@@ -13,7 +13,7 @@ import openai
 from thinkchain.testing.fake_openai import FakeItem, FakeReply, default_responder
 
 QUESTION = [{"role": "user", "content": "What is 6 * 7?"}]
-# The scripted demo model's question and answer (thinkchain.backends.scripted.demo_backend).
+# The scripted demo model's question and answer (thinkchain.models.backends.scripted.demo_backend).
 DEMO_QUESTION = [{"role": "user", "content": "How many r in strawberry?"}]
 DEMO_ANSWER = "There are **3** letters r in *strawberry* (positions 3, 8 and 9)."
 

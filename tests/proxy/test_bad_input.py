@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from thinkchain.backends.scripted import ScriptedBackend
+from thinkchain.models.backends.scripted import ScriptedBackend
 from thinkchain.testing.fake_openai import FakeOpenAIServer
 
 from .conftest import ServerThread

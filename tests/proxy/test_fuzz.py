@@ -18,7 +18,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from thinkchain.settings import MODES
+from thinkchain.chain.settings import MODES
 
 from .conftest import ServerThread
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from thinkchain.backends.scripted import demo_backend
+from thinkchain.models.backends.scripted import demo_backend
 
 from .conftest import ServerThread
 from .helpers import DEMO_ANSWER, demo_reasoning

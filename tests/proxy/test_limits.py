@@ -38,7 +38,7 @@ def test_keys_are_required_when_configured(fake: FakeOpenAIServer, start_proxy: 
 
 
 def test_keys_from_a_file(fake: FakeOpenAIServer, start_proxy: Any, tmp_path: Path) -> None:
-    from thinkchain.proxy.settings import read_keys_file
+    from thinkchain.proxy.proxy_settings import read_keys_file
 
     path = tmp_path / "keys.txt"
     path.write_text("# team keys\nalpha-key\n\n  beta-key  \n", encoding="utf-8")

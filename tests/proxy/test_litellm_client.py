@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from thinkchain.backends.scripted import demo_backend
+from thinkchain.models.backends.scripted import demo_backend
 
 from .conftest import ServerThread
 from .helpers import DEMO_ANSWER, DEMO_QUESTION, demo_reasoning

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from thinkchain.backends.scripted import demo_backend
+from thinkchain.models.backends.scripted import demo_backend
 
 from .conftest import ServerThread
 from .helpers import DEMO_ANSWER, DEMO_QUESTION, demo_reasoning

@@ -8,8 +8,8 @@ import openai
 import pytest
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.base import GenerationRequest
-from thinkchain.backends.scripted import Reply, ScriptedBackend, step_json
+from thinkchain.chain.backend import GenerationRequest
+from thinkchain.models.backends.scripted import Reply, ScriptedBackend, step_json
 from thinkchain.proxy.reasoning import (
     Content,
     Finished,

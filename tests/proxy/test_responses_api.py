@@ -15,7 +15,7 @@ import openai
 import pytest
 from pydantic import SecretStr
 
-from thinkchain.backends.scripted import demo_backend
+from thinkchain.models.backends.scripted import demo_backend
 from thinkchain.testing.fake_openai import FakeError, FakeOpenAIServer
 
 from .conftest import ServerThread

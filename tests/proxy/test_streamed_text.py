@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from thinkchain.backends.base import GenerationRequest
-from thinkchain.backends.scripted import Reply, ScriptedBackend, ScriptItem
+from thinkchain.chain.backend import GenerationRequest
+from thinkchain.chain.settings import MODES
+from thinkchain.models.backends.scripted import Reply, ScriptedBackend, ScriptItem
 from thinkchain.proxy import ProxySettings, create_app
-from thinkchain.settings import MODES
 
 from .conftest import FAST_CHAIN, ServerThread
 from .helpers import QUESTION, sse_events

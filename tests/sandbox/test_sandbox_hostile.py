@@ -774,8 +774,8 @@ class Proxy:
 
         import uvicorn
 
+        from thinkchain.chain.settings import ChainSettings
         from thinkchain.proxy import ProxySettings, create_app
-        from thinkchain.settings import ChainSettings
 
         chain = ChainSettings(mode="iterative", max_retries=1, retry_base_delay=0.0, min_steps=1)
         settings = ProxySettings(upstreams=(upstream,), tools=("python",), chain=chain)

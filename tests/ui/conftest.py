@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from thinkchain.ui import app as page_module
+from thinkchain.ui import page as page_module
 
 APP = Path(page_module.__file__)
 THINKCHAIN = Path(sys.executable).parent / "thinkchain"

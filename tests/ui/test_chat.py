@@ -10,12 +10,12 @@ from typing import ClassVar
 
 import pytest
 
-from thinkchain import chain as chain_module
-from thinkchain import events as ev
-from thinkchain.backends.scripted import ScriptedBackend, step_json
-from thinkchain.background import posed_question
+from thinkchain.chain import events as ev
+from thinkchain.chain import loop as chain_module
+from thinkchain.chain.background import posed_question
+from thinkchain.chain.settings import ChainSettings
 from thinkchain.history import ChainRecorder, HistoryStore
-from thinkchain.settings import ChainSettings
+from thinkchain.models.backends.scripted import ScriptedBackend, step_json
 
 FIRST = "How many letters r are in strawberry?"
 SECOND = "And in raspberry?"

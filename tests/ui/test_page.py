@@ -10,10 +10,16 @@ import sqlite3
 
 import pytest
 
-from thinkchain.backends.base import BackendError
-from thinkchain.backends.scripted import Fault, Reply, ScriptedBackend, demo_backend, step_json
+from thinkchain.chain.backend import BackendError
+from thinkchain.chain.settings import MODES, ChainSettings
 from thinkchain.history import HistoryStore
-from thinkchain.settings import MODES, ChainSettings
+from thinkchain.models.backends.scripted import (
+    Fault,
+    Reply,
+    ScriptedBackend,
+    demo_backend,
+    step_json,
+)
 
 STRAWBERRY = "How many letters r are in the word strawberry?"
 DEMO_TITLES = [
@@ -315,7 +321,7 @@ def test_model_text_is_never_rendered_as_html(open_page, history_path):
 
 
 def test_a_model_is_made_once_per_process_not_on_every_rerun(open_page, history_path, monkeypatch):
-    from thinkchain.backends import factory
+    from thinkchain.models.backends import factory
     from thinkchain.testing.fake_openai import FakeOpenAIServer
 
     made = []

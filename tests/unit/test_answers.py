@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from thinkchain.answers import (
+from thinkchain.chain.answers import (
     decided,
     expected_kind,
     extract_answer,

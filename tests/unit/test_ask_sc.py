@@ -9,12 +9,12 @@ import typer
 from typer.testing import CliRunner
 
 from thinkchain import ChainSettings
-from thinkchain.backends.base import GenerationRequest
-from thinkchain.backends.scripted import ScriptedBackend, step_json
+from thinkchain.chain.backend import GenerationRequest
+from thinkchain.chain.settings import StrategySettings
+from thinkchain.chain.strategies import make_run
 from thinkchain.cli import app
 from thinkchain.cli.ask import ask_run
-from thinkchain.settings import StrategySettings
-from thinkchain.strategies import make_run
+from thinkchain.models.backends.scripted import ScriptedBackend, step_json
 
 SETTINGS = ChainSettings(mode="iterative", min_steps=1, retry_base_delay=0.0, retry_max_delay=0.0)
 

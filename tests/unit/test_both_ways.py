@@ -15,17 +15,17 @@ import pytest
 from rich.console import Console
 
 from thinkchain import ChainSettings
-from thinkchain.backends.base import GenerationRequest
-from thinkchain.backends.scripted import Reply, ScriptedBackend
+from thinkchain.chain.backend import GenerationRequest
+from thinkchain.chain.events import ChainCompleted, ChainFailed, ChainRead, InChain, StepStarted
+from thinkchain.chain.settings import StrategySettings
+from thinkchain.chain.strategies import BothWays, make_run
 from thinkchain.cli.render import TerminalView
 from thinkchain.eval.items import Item
 from thinkchain.eval.modes import parse_mode
 from thinkchain.eval.solve import SolveConfig, solve
-from thinkchain.events import ChainCompleted, ChainFailed, ChainRead, InChain, StepStarted
 from thinkchain.history import ChainRecorder, HistoryStore
+from thinkchain.models.backends.scripted import Reply, ScriptedBackend
 from thinkchain.proxy.reasoning import Content, Finished, Reasoning, RunTranslator
-from thinkchain.settings import StrategySettings
-from thinkchain.strategies import BothWays, make_run
 
 SETTINGS = ChainSettings(mode="single-pass", min_steps=1, retry_base_delay=0, seed=0)
 

@@ -10,15 +10,14 @@ import time
 import pytest
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.base import (
+from thinkchain.chain.backend import (
     BackendError,
     ContextOverflow,
     RequestRejected,
     TransportError,
 )
-from thinkchain.backends.scripted import Fault, Reply, ScriptedBackend, step_json
-from thinkchain.cancel import CancelToken
-from thinkchain.events import (
+from thinkchain.chain.cancel import CancelToken
+from thinkchain.chain.events import (
     AnswerDelta,
     AnswerDone,
     AnswerStarted,
@@ -33,8 +32,9 @@ from thinkchain.events import (
     Usage,
     is_terminal,
 )
-from thinkchain.prompts import prompt
-from thinkchain.steps import STEP_SCHEMA
+from thinkchain.chain.prompts import prompt
+from thinkchain.chain.steps import STEP_SCHEMA
+from thinkchain.models.backends.scripted import Fault, Reply, ScriptedBackend, step_json
 
 # These tests are about JSON steps, one per call: the iterative shape (the seed's).
 FAST = {"retry_base_delay": 0.0, "retry_max_delay": 0.0, "mode": "iterative"}
@@ -301,7 +301,7 @@ def test_transport_errors_are_retried_and_honour_retry_after(monkeypatch):
         slept.append(seconds)
         await real_sleep(0)
 
-    monkeypatch.setattr("thinkchain.chain.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("thinkchain.chain.loop.asyncio.sleep", fake_sleep)
     backend = ScriptedBackend(
         [
             Fault(TransportError("HTTP 429: slow down", server="s1", retry_after=7.0)),

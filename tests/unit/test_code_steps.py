@@ -7,8 +7,7 @@ import json
 import pytest
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.scripted import ScriptedBackend, count_words, step_json
-from thinkchain.events import (
+from thinkchain.chain.events import (
     ChainCompleted,
     CodeDone,
     CodeStarted,
@@ -16,10 +15,11 @@ from thinkchain.events import (
     StepDelta,
     StepDone,
 )
-from thinkchain.prompts import prompt
+from thinkchain.chain.prompts import prompt
+from thinkchain.chain.shapes.code import find_code
+from thinkchain.chain.splitter import StepSplitter
+from thinkchain.models.backends.scripted import ScriptedBackend, count_words, step_json
 from thinkchain.sandbox import SandboxLimits
-from thinkchain.shapes.code import find_code
-from thinkchain.splitter import StepSplitter
 
 QUESTION = "How many letters r are in the word strawberry?"
 
@@ -244,3 +244,4 @@ def test_every_calls_prompt_tokens_are_counted_once_with_code_steps():
     sent = sum(count_words(request.messages) for request in backend.requests)
     assert result.usage.prompt_tokens == sent
     assert result.steps[0].usage.prompt_tokens == count_words(backend.requests[0].messages)
+

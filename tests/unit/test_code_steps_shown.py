@@ -10,8 +10,7 @@ import io
 
 from rich.console import Console
 
-from thinkchain.cli.render import TerminalView
-from thinkchain.events import (
+from thinkchain.chain.events import (
     AnswerDelta,
     AnswerDone,
     AnswerStarted,
@@ -29,6 +28,7 @@ from thinkchain.events import (
     StepStarted,
     Usage,
 )
+from thinkchain.cli.render import TerminalView
 from thinkchain.proxy.reasoning import Finished, Reasoning, RunTranslator
 
 CODE = "print(sum(range(10)))"

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from thinkchain import ChainSettings
+from thinkchain.chain.settings import MODES
 from thinkchain.eval.modes import mode_names, parse_mode, parse_modes
-from thinkchain.settings import MODES
 
 
 @pytest.mark.parametrize(

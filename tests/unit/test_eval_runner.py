@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from thinkchain import ChainSettings
-from thinkchain.backends.base import GenerationRequest, RequestRejected
-from thinkchain.backends.scripted import Fault, Reply, ScriptedBackend, step_json
+from thinkchain.chain.backend import GenerationRequest, RequestRejected
+from thinkchain.chain.settings import StrategySettings
 from thinkchain.eval.datasets import Dataset
 from thinkchain.eval.items import Item
 from thinkchain.eval.modes import parse_modes
@@ -27,7 +27,7 @@ from thinkchain.eval.runner import (
 )
 from thinkchain.eval.solve import SolveConfig
 from thinkchain.eval.solve import solve as real_solve
-from thinkchain.settings import StrategySettings
+from thinkchain.models.backends.scripted import Fault, Reply, ScriptedBackend, step_json
 
 SETTINGS = ChainSettings(
     mode="iterative", min_steps=1, retry_base_delay=0.0, retry_max_delay=0.0, max_retries=0

@@ -15,12 +15,12 @@ import pytest
 from rich.console import Console
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.scripted import ScriptedBackend
+from thinkchain.chain.prompts import prompt
 from thinkchain.cli.render import TerminalView
 from thinkchain.eval.datasets import DatasetError, load_dataset, read_jsonl
 from thinkchain.history.export import to_markdown
 from thinkchain.history.record import ChainRecord
-from thinkchain.prompts import prompt
+from thinkchain.models.backends.scripted import ScriptedBackend
 from thinkchain.proxy.reasoning import Reasoning, RunTranslator
 from thinkchain.proxy.step_text import format_steps
 

@@ -22,15 +22,15 @@ import pytest
 from rich.console import Console
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.base import GenerationRequest, TransportError
-from thinkchain.backends.scripted import Fault, Reply, ScriptedBackend, step_json
+from thinkchain.chain.backend import GenerationRequest, TransportError
+from thinkchain.chain.events import ChainCompleted, ChainFailed
+from thinkchain.chain.strategies import SelfConsistency
 from thinkchain.cli.render import TerminalView
-from thinkchain.events import ChainCompleted, ChainFailed
 from thinkchain.history.export import to_json, to_markdown
 from thinkchain.history.record import ChainRecord
+from thinkchain.models.backends.scripted import Fault, Reply, ScriptedBackend, step_json
 from thinkchain.proxy.reasoning import Content, Finished, Reasoning, RunTranslator
 from thinkchain.sandbox import isolation_report
-from thinkchain.strategies import SelfConsistency
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 UPDATE = os.environ.get("THINKCHAIN_UPDATE_GOLDEN") == "1"

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from thinkchain.guards import (
+from thinkchain.chain.guards import (
     MAX_PERIOD,
     MIN_REPEATED_SPAN,
     MIN_REPEATS,

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from thinkchain import CancelToken, Chain, ChainSettings, StepDone
-from thinkchain.backends.base import BackendError
-from thinkchain.backends.scripted import Fault, Reply, ScriptedBackend, demo_backend, step_json
+from thinkchain.chain.backend import BackendError
 from thinkchain.history import (
     ChainRecorder,
     HistoryError,
@@ -19,6 +18,13 @@ from thinkchain.history import (
     default_path,
     to_json,
     to_markdown,
+)
+from thinkchain.models.backends.scripted import (
+    Fault,
+    Reply,
+    ScriptedBackend,
+    demo_backend,
+    step_json,
 )
 
 QUESTION = "How many letters r are in the word strawberry?"

@@ -185,3 +185,44 @@ def test_no_module_is_over_the_line_limit() -> None:
         if n > MAX_LINES
     ]
     assert not offenders, f"modules over {MAX_LINES} lines:\n" + "\n".join(offenders)
+
+
+# The parts of the package and the parts each may import.  The chain is the core: it knows
+# backends only by their protocol (chain/backend.py) and runs code through the sandbox; the
+# sandbox needs only where thinkchain keeps its files; models serve the chain's protocol; the
+# faces (cli, ui, proxy, eval, history) use the core and never one another, except the command
+# line, which starts every face, and the page, which records history.  The proxy reads the
+# package's version from the root.
+ALLOWED_IMPORTS = {
+    "folders": set(),
+    "sandbox": {"folders"},
+    "chain": {"sandbox"},
+    "models": {"chain", "folders"},
+    "history": {"chain", "folders"},
+    "eval": {"chain"},
+    "proxy": {"chain", "models", "ROOT"},
+    "ui": {"chain", "models", "history", "sandbox"},
+    "cli": {"chain", "models", "history", "eval", "proxy", "ui", "sandbox", "folders"},
+    "ROOT": {"chain", "models"},
+    "testing": {"chain"},  # the fake OpenAI server tests and benchmarks start
+}
+
+
+def part_of(name: str) -> str:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else "ROOT"
+
+
+def test_each_part_imports_only_the_parts_below_it() -> None:
+    offenders = []
+    for path in module_files():
+        here = module_name(path)
+        if here in NOT_IMPORTED:
+            continue
+        part = part_of(here)
+        assert part in ALLOWED_IMPORTS, f"{here}: a new part of the package; place it above"
+        for imported in sorted(thinkchain_imports(path)):
+            there = part_of(imported)
+            if there != part and there not in ALLOWED_IMPORTS[part]:
+                offenders.append(f"{here} imports {imported} ({part} -> {there})")
+    assert not offenders, "imports across the layers:\n" + "\n".join(offenders)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from thinkchain import models
 from thinkchain.cli import app
+from thinkchain.models import embedded as models
 
 PARTS = [b"GGUF" + b"a" * 1000, b"b" * 1000, b"c" * 500]
 DATA = b"".join(PARTS)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from thinkchain import models
-from thinkchain.backends import prefix_store
-from thinkchain.backends.prefix_store import PrefixStore, model_fingerprint, state_key
+from thinkchain.models import embedded as models
+from thinkchain.models.backends import prefix_store
+from thinkchain.models.backends.prefix_store import PrefixStore, model_fingerprint, state_key
 
 IDENTITY = {"model": "sha256:abc", "build": "b1", "context": {"n_batch": 512}}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from thinkchain import prefixes
-from thinkchain.prompts import prompt
-from thinkchain.settings import ChainSettings
+from thinkchain.chain.prompts import prompt
+from thinkchain.chain.settings import ChainSettings
+from thinkchain.models import prefixes
 
 
 def test_each_configuration_yields_the_system_prompt_its_chain_sends():

@@ -20,15 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.base import (
+from thinkchain.chain.backend import (
     BackendError,
     ContextOverflow,
     RequestRejected,
     TransportError,
 )
-from thinkchain.backends.scripted import Fault, Reply, ScriptedBackend
-from thinkchain.events import ChainCompleted, ChainFailed, is_terminal
-from thinkchain.settings import MODES
+from thinkchain.chain.events import ChainCompleted, ChainFailed, is_terminal
+from thinkchain.chain.settings import MODES
+from thinkchain.models.backends.scripted import Fault, Reply, ScriptedBackend
 
 texts = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), max_codepoint=0x2FFF), max_size=60

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import thinkchain
-from thinkchain.labels import label, step_heading
-from thinkchain.questions import InvalidQuestion, clean_question
-from thinkchain.text import replace_lone_surrogates
+from thinkchain.chain.labels import label, step_heading
+from thinkchain.chain.questions import InvalidQuestion, clean_question
+from thinkchain.chain.text import replace_lone_surrogates
 
 
 @pytest.mark.parametrize("question", ["", "   \n\t  ", "\x00\x01\x02", "\x7f \x1b"])

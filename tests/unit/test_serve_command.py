@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from thinkchain import serve
 from thinkchain.cli import app
+from thinkchain.models import serve
 
 runner = CliRunner()
 SEED_MODEL = "/root/autodl-tmp/qwen/Qwen2.5-7B-Instruct"

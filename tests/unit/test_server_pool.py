@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from thinkchain.backends.openai_compat import ServerPool
+from thinkchain.models.backends.openai_compat import ServerPool
 
 
 class Clock:

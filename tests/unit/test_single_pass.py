@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.base import TransportError
-from thinkchain.backends.scripted import Fault, Reply, ScriptedBackend
-from thinkchain.events import (
+from thinkchain.chain.backend import TransportError
+from thinkchain.chain.events import (
     AnswerDelta,
     AnswerDone,
     AnswerStarted,
@@ -18,8 +17,9 @@ from thinkchain.events import (
     StepDone,
     StepStarted,
 )
-from thinkchain.prompts import prompt
-from thinkchain.splitter import StepSplitter
+from thinkchain.chain.prompts import prompt
+from thinkchain.chain.splitter import StepSplitter
+from thinkchain.models.backends.scripted import Fault, Reply, ScriptedBackend
 
 CHAIN = """### Step 1: Restate the question
 We count the letter r in strawberry.
@@ -258,7 +258,7 @@ def test_chinese_single_pass_uses_chinese_prompts():
 
 
 def test_the_calls_prompt_tokens_are_counted_once_with_the_first_step():
-    from thinkchain.events import Usage
+    from thinkchain.chain.events import Usage
 
     _, _, result = run([Reply(CHAIN, usage=Usage(prompt_tokens=300, completion_tokens=90))])
     assert result.steps[0].usage.prompt_tokens == 300
@@ -268,7 +268,7 @@ def test_the_calls_prompt_tokens_are_counted_once_with_the_first_step():
 
 
 def test_prompt_tokens_go_to_the_step_even_when_the_reply_ends_inside_it():
-    from thinkchain.events import Usage
+    from thinkchain.chain.events import Usage
 
     _, _, result = run(
         [
@@ -290,7 +290,7 @@ def test_prompt_tokens_go_to_the_step_even_when_the_reply_ends_inside_it():
     ],
 )
 def test_a_reply_cut_short_still_counts_its_prompt_and_stops_the_backend(first, settings):
-    from thinkchain.events import Usage
+    from thinkchain.chain.events import Usage
 
     rest = "### Step 2: Check\nSpelled out: 3.\n### Step 3: Again\nStill 3.\n### Answer\n**3**\n"
     backend, _, result = run(
@@ -417,7 +417,7 @@ def test_a_separate_answer_call_that_copies_the_instructions_is_tried_again():
 
 
 def test_an_answer_thrown_away_alone_in_its_reply_counts_that_replys_prompt_as_wasted():
-    from thinkchain.events import Usage
+    from thinkchain.chain.events import Usage
 
     bad_answer = "<the result in bold, then one sentence saying why>"
 

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 import pytest
 
 from thinkchain import ChainSettings
-from thinkchain.backends.base import GenerationRequest
-from thinkchain.backends.scripted import Reply, ScriptedBackend, step_json
-from thinkchain.cancel import CancelToken
-from thinkchain.events import (
+from thinkchain.chain.backend import GenerationRequest
+from thinkchain.chain.cancel import CancelToken
+from thinkchain.chain.events import (
     ChainCompleted,
     ChainFailed,
     ChainRead,
@@ -20,7 +19,8 @@ from thinkchain.events import (
     InChain,
     RunStarted,
 )
-from thinkchain.strategies import SelfConsistency
+from thinkchain.chain.strategies import SelfConsistency
+from thinkchain.models.backends.scripted import Reply, ScriptedBackend, step_json
 
 FAST = {"retry_base_delay": 0.0, "retry_max_delay": 0.0}
 DIRECT = ChainSettings(mode="direct", **FAST)

@@ -7,15 +7,15 @@ import re
 import pytest
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.scripted import Reply, ScriptedBackend
-from thinkchain.events import Retry, StepDelta
-from thinkchain.prompts import prompt
-from thinkchain.steps import (
+from thinkchain.chain.events import Retry, StepDelta
+from thinkchain.chain.prompts import prompt
+from thinkchain.chain.steps import (
     TEXT_STEP_REGEX,
     StepFormatError,
     TextFieldStream,
     parse_text_step,
 )
+from thinkchain.models.backends.scripted import Reply, ScriptedBackend
 
 STEP = "Title: Spell the word\ns, t, r, a, w,\nb, e, r, r, y: three r.\nNext: continue"
 
@@ -127,7 +127,7 @@ def test_a_model_that_writes_past_its_next_line_is_stopped_there():
 
 
 def test_json_step_followed_by_more_text_is_stopped_after_the_object():
-    from thinkchain.backends.scripted import step_json
+    from thinkchain.models.backends.scripted import step_json
 
     first = step_json("A", "The first step, which is new.")
     backend = ScriptedBackend([Reply(first + "\n" + step_json("B", "x " * 300), chunk_size=4), "3"])

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 import thinkchain.sandbox as sandbox
+from thinkchain.chain.settings import auto_tools, parse_tools
 from thinkchain.cli import app
-from thinkchain.settings import auto_tools, parse_tools
 
 runner = CliRunner()
 QUESTION = "How many letters r are in the word strawberry?"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import string
 
-from thinkchain.events import Retry, StepDelta, StepStarted
+from thinkchain.chain.events import Retry, StepDelta, StepStarted
+from thinkchain.chain.view import ChainView
 from thinkchain.ui.markdown import safe_label, safe_markdown
 from thinkchain.ui.texts import EN, ZH
-from thinkchain.view import ChainView
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.base import TransportError
-from thinkchain.backends.scripted import Fault, Reply, ScriptedBackend, step_json
-from thinkchain.events import AnswerDone, Retry, StepDiscarded, StepDone
-from thinkchain.prompts import prompt
+from thinkchain.chain.backend import TransportError
+from thinkchain.chain.events import AnswerDone, Retry, StepDiscarded, StepDone
+from thinkchain.chain.prompts import prompt
+from thinkchain.models.backends.scripted import Fault, Reply, ScriptedBackend, step_json
 
 STEPS = [
     step_json("Add", "12 + 30 = 42, which is new.", "continue"),

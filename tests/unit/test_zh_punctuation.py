@@ -9,8 +9,8 @@ from typing import get_args
 
 import pytest
 
+from thinkchain.chain.labels import LabelName, label
 from thinkchain.history.export import _LABELS as EXPORT_LABELS
-from thinkchain.labels import LabelName, label
 from thinkchain.ui.texts import ZH
 
 # Chinese characters, Chinese punctuation ("。", "、") and full-width forms ("：", "（")

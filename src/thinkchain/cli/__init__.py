@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from .ask import ask
-from .eval_cmd import evaluate
-from .history_cmd import history_app
-from .models_cmd import models_app
-from .proxy_cmd import proxy
-from .serve_cmd import serve
-from .ui_cmd import ui
+from thinkchain.cli.ask import ask
+from thinkchain.cli.eval_cmd import evaluate
+from thinkchain.cli.history_cmd import history_app
+from thinkchain.cli.models_cmd import models_app
+from thinkchain.cli.proxy_cmd import proxy
+from thinkchain.cli.serve_cmd import serve
+from thinkchain.cli.ui_cmd import ui
 
 app = typer.Typer(
     name="thinkchain",

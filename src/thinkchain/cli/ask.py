@@ -10,11 +10,10 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from ..cancel import CancelToken
-from ..events import ChainCompleted, ChainFailed, ChainResult
-from ..history import ChainRecorder
-from ..questions import InvalidQuestion, clean_question
-from ..settings import (
+from thinkchain.chain.cancel import CancelToken
+from thinkchain.chain.events import ChainCompleted, ChainFailed, ChainResult
+from thinkchain.chain.questions import InvalidQuestion, clean_question
+from thinkchain.chain.settings import (
     ENV_MODE,
     MODES,
     STRATEGIES,
@@ -23,8 +22,10 @@ from ..settings import (
     auto_tools,
     parse_tools,
 )
-from ..strategies import Run, chains_at_once, make_run
-from .common import (
+from thinkchain.chain.strategies import Run, chains_at_once, make_run
+from thinkchain.cli.history_cmd import HistoryOpt
+from thinkchain.cli.interrupt import ctrl_c_cancels
+from thinkchain.cli.options import (
     CHAIN_DEFAULTS,
     STRATEGY_DEFAULTS,
     ApiKeyOpt,
@@ -41,9 +42,8 @@ from .common import (
     err_console,
     fail,
 )
-from .history_cmd import HistoryOpt
-from .interrupt import ctrl_c_cancels
-from .render import TerminalView
+from thinkchain.cli.render import TerminalView
+from thinkchain.history import ChainRecorder
 
 
 def ask(

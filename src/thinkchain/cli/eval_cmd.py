@@ -17,15 +17,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..eval.datasets import load_dataset
-from ..eval.modes import parse_modes
-from ..eval.records import Record
-from ..eval.report import ReportInfo, p_value, rich_table
-from ..eval.runner import Evaluation
-from ..eval.solve import SolveConfig
-from ..settings import MODES, SAMPLE_TEMPERATURE, ChainSettings, EarlyStop, StrategySettings
-from ..strategies import chains_at_once
-from .common import (
+from thinkchain.chain.settings import (
+    MODES,
+    SAMPLE_TEMPERATURE,
+    ChainSettings,
+    EarlyStop,
+    StrategySettings,
+)
+from thinkchain.chain.strategies import chains_at_once
+from thinkchain.cli.options import (
     CHAIN_DEFAULTS,
     STRATEGY_DEFAULTS,
     ApiKeyOpt,
@@ -42,6 +42,12 @@ from .common import (
     err_console,
     fail,
 )
+from thinkchain.eval.datasets import load_dataset
+from thinkchain.eval.modes import parse_modes
+from thinkchain.eval.records import Record
+from thinkchain.eval.report import ReportInfo, p_value, rich_table
+from thinkchain.eval.runner import Evaluation
+from thinkchain.eval.solve import SolveConfig
 
 
 class RunningScore:

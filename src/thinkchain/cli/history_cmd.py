@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from ..history import HistoryError, HistoryStore, to_json, to_markdown
-from ..history.store import ENV_HISTORY
-from ..text import format_seconds
-from .common import err_console, fail
+from thinkchain.chain.text import format_seconds
+from thinkchain.cli.options import err_console, fail
+from thinkchain.history import HistoryError, HistoryStore, to_json, to_markdown
+from thinkchain.history.store import ENV_HISTORY
 
 HistoryOpt = Annotated[
     str | None,

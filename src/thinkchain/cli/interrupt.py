@@ -7,8 +7,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..cancel import CancelToken
-from .common import err_console
+from thinkchain.chain.cancel import CancelToken
+from thinkchain.cli.options import err_console
 
 
 @contextmanager

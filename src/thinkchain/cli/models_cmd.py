@@ -13,9 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .. import hub
-from .. import models as registry
-from .common import clear_errors, download_progress, err_console, fail
+from thinkchain.cli.options import clear_errors, download_progress, err_console, fail
+from thinkchain.models import embedded as registry
+from thinkchain.models import hub
 
 models_app = typer.Typer(
     help="Manage models: the embedded GGUFs and hub models (org/name).", no_args_is_help=True

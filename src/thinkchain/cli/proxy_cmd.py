@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr
 
-from ..proxy.settings import ProxySettings
-from ..settings import ChainSettings, parse_tools
-from .common import (
+from thinkchain.chain.settings import ChainSettings, parse_tools
+from thinkchain.cli.options import (
     CHAIN_DEFAULTS,
     STRATEGY_DEFAULTS,
     ModelOpt,
@@ -20,6 +19,7 @@ from .common import (
     err_console,
     fail,
 )
+from thinkchain.proxy.proxy_settings import ProxySettings
 
 PROXY_DEFAULTS = ProxySettings()
 
@@ -130,8 +130,8 @@ def proxy(
     """Serve an OpenAI-compatible API where every model also has a reasoning variant."""
     import uvicorn
 
-    from ..proxy import ProxySettings, create_app
-    from ..proxy.settings import read_keys_file
+    from thinkchain.proxy import ProxySettings, create_app
+    from thinkchain.proxy.proxy_settings import read_keys_file
 
     with clear_errors():
         keys = tuple(SecretStr(k) for k in (api_key or []) if k.strip())

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.text import Text
 
-from ..events import (
+from thinkchain.chain.events import (
     AnswerStarted,
     ChainCompleted,
     ChainFailed,
@@ -30,16 +30,16 @@ from ..events import (
     RunStarted,
     StepStarted,
 )
-from ..labels import finished_step_heading, may_be_untitled, step_heading
-from ..replay import replay
-from ..text import format_seconds
-from ..view import (
+from thinkchain.chain.labels import finished_step_heading, may_be_untitled, step_heading
+from thinkchain.chain.replay import replay
+from thinkchain.chain.run_view import RunView
+from thinkchain.chain.text import format_seconds
+from thinkchain.chain.view import (
     AnswerAttempt,
     ChainView,
     CodeBegan,
     CodeEnded,
     Notice,
-    RunView,
     StepAttempt,
     TimelineEntry,
 )

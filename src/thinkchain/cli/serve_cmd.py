@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .. import hub
-from .. import serve as engine
-from ..models import find, resolve_model_path
-from .common import clear_errors, download_progress, err_console, fail
+from thinkchain.cli.options import clear_errors, download_progress, err_console, fail
+from thinkchain.models import hub
+from thinkchain.models import serve as engine
+from thinkchain.models.embedded import find, resolve_model_path
 
 
 def serve(

@@ -9,13 +9,9 @@ from typing import Annotated
 
 import typer
 
-from ..backends.factory import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
-from ..history.store import ENV_HISTORY
-from ..models import ENV_MODEL_PATH
-from ..prefixes import prepare_in_background
-from ..settings import DEFAULT_MODE, ENV_MODE, MODES
-from ..ui.backend_choice import ENV_DEMO, PAGE_PARALLEL, page_tools
-from .common import (
+from thinkchain.chain.settings import DEFAULT_MODE, ENV_MODE, MODES
+from thinkchain.cli.history_cmd import HistoryOpt
+from thinkchain.cli.options import (
     ApiKeyOpt,
     BaseUrlOpt,
     ModelOpt,
@@ -25,9 +21,13 @@ from .common import (
     err_console,
     fail,
 )
-from .history_cmd import HistoryOpt
+from thinkchain.history.store import ENV_HISTORY
+from thinkchain.models.backends.factory import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
+from thinkchain.models.embedded import ENV_MODEL_PATH
+from thinkchain.models.prefixes import prepare_in_background
+from thinkchain.ui.backend_choice import ENV_DEMO, PAGE_PARALLEL, page_tools
 
-APP = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+PAGE = Path(__file__).resolve().parent.parent / "ui" / "page.py"
 
 
 def ui(
@@ -82,7 +82,7 @@ def ui(
     sys.argv = [
         "streamlit",
         "run",
-        str(APP),
+        str(PAGE),
         "--server.port",
         str(port),
         "--server.address",

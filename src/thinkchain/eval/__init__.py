@@ -8,13 +8,13 @@ the modes.
 
 from __future__ import annotations
 
-from .datasets import Dataset, DatasetError, load_dataset
-from .items import Item
-from .modes import EvalMode, parse_mode, parse_modes
-from .records import Record, ResultsFile
-from .runner import EvalError, Evaluation
-from .solve import SolveConfig, solve
-from .stats import ModeSummary, summarize, wilson_interval
+from thinkchain.eval.datasets import Dataset, DatasetError, load_dataset
+from thinkchain.eval.items import Item
+from thinkchain.eval.modes import EvalMode, parse_mode, parse_modes
+from thinkchain.eval.records import Record, ResultsFile
+from thinkchain.eval.runner import EvalError, Evaluation
+from thinkchain.eval.solve import SolveConfig, solve
+from thinkchain.eval.stats import ModeSummary, summarize, wilson_interval
 
 __all__ = [
     "Dataset",

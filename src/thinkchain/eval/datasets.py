@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import followups, letters
-from .items import Item
+from thinkchain.eval import followups, letters
+from thinkchain.eval.items import Item
 
 
 class DatasetError(ValueError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .items import Item
+from thinkchain.eval.items import Item
 
 VARIANTS = ("conversation", "standalone")
 

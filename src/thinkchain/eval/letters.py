@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 import string
 
-from .items import Item
+from thinkchain.eval.items import Item
 
 LEVELS: tuple[str, ...] = ("short", "long", "repeated", "absent", "phrase", "case")
 PHRASINGS: tuple[str, ...] = ("capital", "plural", "unquoted", "mixed", "zh")

@@ -1,6 +1,6 @@
 """Evaluation modes: how one question is put to the model.
 
-Every chain mode of :data:`thinkchain.settings.MODES` is an evaluation mode without code
+Every chain mode of :data:`thinkchain.chain.settings.MODES` is an evaluation mode without code
 changes here:
 
 * ``direct``, ``cot``           the one-call baselines (``ChainSettings(mode=...)``);
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import MODES, STRATEGIES, ChainSettings
+from thinkchain.chain.settings import MODES, STRATEGIES, ChainSettings
 
 SUFFIXES = ("python", "verify")
 

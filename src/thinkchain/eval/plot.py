@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .stats import ModeSummary
+from thinkchain.eval.stats import ModeSummary
 
 _MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*")
 

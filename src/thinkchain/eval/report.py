@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from rich.table import Table
 
-from .stats import (
+from thinkchain.eval.stats import (
     AgreementGroup,
     ModeSummary,
     PairedComparison,

@@ -23,18 +23,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._bridge import background_loop
-from ..answers import normalise_gold
-from ..backends.base import Backend
-from ..strategies import runs_in_parallel
-from .datasets import Dataset
-from .items import Item
-from .modes import EvalMode
-from .plot import PlotUnavailable, plot_accuracy_vs_tokens
-from .records import Record, ResultsFile
-from .report import ReportInfo, markdown_report
-from .solve import SolveConfig, rescore, solve
-from .stats import (
+from thinkchain.chain._bridge import background_loop
+from thinkchain.chain.answers import normalise_gold
+from thinkchain.chain.backend import Backend
+from thinkchain.chain.voting import runs_in_parallel
+from thinkchain.eval.datasets import Dataset
+from thinkchain.eval.items import Item
+from thinkchain.eval.modes import EvalMode
+from thinkchain.eval.plot import PlotUnavailable, plot_accuracy_vs_tokens
+from thinkchain.eval.records import Record, ResultsFile
+from thinkchain.eval.report import ReportInfo, markdown_report
+from thinkchain.eval.solve import SolveConfig, rescore, solve
+from thinkchain.eval.stats import (
     ModeSummary,
     PairedComparison,
     accuracy_by_level,

@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
-from ..answers import expected_kind, extract_answer_for, normalise_gold, same_answer
-from ..backends.base import Backend, Message
-from ..chain import Chain
-from ..events import ChainResult, Step
-from ..settings import ChainSettings, StrategySettings
-from ..strategies import make_run
-from .items import Item
-from .modes import EvalMode
-from .records import Record
-from .stats import sample_vote
+from thinkchain.chain.answers import expected_kind, extract_answer_for, normalise_gold, same_answer
+from thinkchain.chain.backend import Backend, Message
+from thinkchain.chain.events import ChainResult, Step
+from thinkchain.chain.loop import Chain
+from thinkchain.chain.settings import ChainSettings, StrategySettings
+from thinkchain.chain.strategies import make_run
+from thinkchain.eval.items import Item
+from thinkchain.eval.modes import EvalMode
+from thinkchain.eval.records import Record
+from thinkchain.eval.stats import sample_vote
 
 
 @dataclass(frozen=True)

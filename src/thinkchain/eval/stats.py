@@ -6,8 +6,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..answers import Vote, extract_answer_for, same_answer, vote
-from .records import Record
+from thinkchain.chain.answers import Vote, extract_answer_for, same_answer, vote
+from thinkchain.eval.records import Record
 
 # The two-sided 95 % quantile of the standard normal distribution.
 Z95 = 1.959963984540054

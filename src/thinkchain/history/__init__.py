@@ -9,16 +9,15 @@ HistoryStore().get(recorder.chain_id)  # the chain as it was
 
 from __future__ import annotations
 
-from .conversation import Conversation
-from .export import conversation_json, conversation_markdown, to_json, to_markdown
-from .record import COMPLETED, INTERRUPTED, RUNNING, ChainRecord
-from .recorder import ChainRecorder
-from .store import (
-    ENV_DATA_DIR,
+from thinkchain.folders import ENV_DATA_DIR, data_dir
+from thinkchain.history.conversation import Conversation
+from thinkchain.history.export import conversation_json, conversation_markdown, to_json, to_markdown
+from thinkchain.history.record import COMPLETED, INTERRUPTED, RUNNING, ChainRecord
+from thinkchain.history.recorder import ChainRecorder
+from thinkchain.history.store import (
     ENV_HISTORY,
     HistoryError,
     HistoryStore,
-    data_dir,
     default_path,
     new_id,
 )

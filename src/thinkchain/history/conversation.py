@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .record import ChainRecord
+from thinkchain.history.record import ChainRecord
 
 
 @dataclass

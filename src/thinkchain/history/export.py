@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import time
 
-from ..events import CodeRun
-from ..labels import code_failure_detail, finished_step_heading
-from ..text import fenced, format_seconds
-from .conversation import Conversation
-from .record import COMPLETED, ChainRecord
+from thinkchain.chain.events import CodeRun
+from thinkchain.chain.labels import code_failure_detail, finished_step_heading
+from thinkchain.chain.text import fenced, format_seconds
+from thinkchain.history.conversation import Conversation
+from thinkchain.history.record import COMPLETED, ChainRecord
 
 _LABELS = {
     "en": {

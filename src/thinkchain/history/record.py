@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..events import ChainError, ChainResult, FinalAnswer, Step, Usage
+from thinkchain.chain.events import ChainError, ChainResult, FinalAnswer, Step, Usage
 
 # Status values besides the error kinds of ChainError: still running, or its process died.
 RUNNING = "running"

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from ..events import (
+from thinkchain.chain.events import (
     AnswerDone,
     ChainCompleted,
     ChainFailed,
@@ -27,9 +27,9 @@ from ..events import (
     Step,
     StepDone,
 )
-from ..settings import ChainSettings
-from .record import stats_of, status_of
-from .store import HistoryError, HistoryStore, new_id
+from thinkchain.chain.settings import ChainSettings
+from thinkchain.history.record import stats_of, status_of
+from thinkchain.history.store import HistoryError, HistoryStore, new_id
 
 _Write = Callable[[HistoryStore], None]
 _CLOSE = object()

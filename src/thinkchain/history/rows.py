@@ -7,8 +7,8 @@ import os
 import socket
 from typing import Any
 
-from ..events import ChainError, FinalAnswer, Step, Usage
-from .record import INTERRUPTED, RUNNING, ChainRecord
+from thinkchain.chain.events import ChainError, FinalAnswer, Step, Usage
+from thinkchain.history.record import INTERRUPTED, RUNNING, ChainRecord
 
 
 def pid_alive(pid: int | None, host: str | None) -> bool | None:

@@ -23,16 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
-from ..events import ChainError, FinalAnswer, Step, Usage
-from .conversation import Conversation
-from .record import ChainRecord
-from .rows import record_from_row
-from .schema import CONVERSATION_OF, SCHEMA_VERSION, migrate, version
+from thinkchain.chain.events import ChainError, FinalAnswer, Step, Usage
+from thinkchain.folders import data_dir
+from thinkchain.history.conversation import Conversation
+from thinkchain.history.record import ChainRecord
+from thinkchain.history.rows import record_from_row
+from thinkchain.history.schema import CONVERSATION_OF, SCHEMA_VERSION, migrate, version
 
 ENV_HISTORY = "THINKCHAIN_HISTORY"  # the database file itself
-ENV_DATA_DIR = "THINKCHAIN_DATA_DIR"  # the folder it lives in by default
 DEFAULT_FILENAME = "history.sqlite3"
 ENV_TIMEOUT = "THINKCHAIN_HISTORY_TIMEOUT"  # seconds a write waits for a lock
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's transaction
@@ -46,13 +44,6 @@ _CHAINS = (
 
 class HistoryError(Exception):
     """The history database cannot be opened, read or written.  The message is for people."""
-
-
-def data_dir() -> Path:
-    configured = os.environ.get(ENV_DATA_DIR)
-    if configured:
-        return Path(configured).expanduser()
-    return Path(platformdirs.user_data_dir("thinkchain"))
 
 
 def default_path() -> Path:

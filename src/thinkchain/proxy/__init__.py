@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .settings import ProxySettings
+from thinkchain.proxy.proxy_settings import ProxySettings
 
 if TYPE_CHECKING:
-    from .app import create_app
+    from thinkchain.proxy.app import create_app
 
 __all__ = ["ProxySettings", "create_app"]
 
@@ -16,7 +16,7 @@ def __getattr__(name: str) -> Any:
     # The app needs FastAPI (the "proxy" extra); its settings do not, so the command line can
     # read their defaults without it.
     if name == "create_app":
-        from .app import create_app
+        from thinkchain.proxy.app import create_app
 
         return create_app
     raise AttributeError(name)

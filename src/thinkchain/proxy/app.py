@@ -25,17 +25,19 @@ from fastapi.security import HTTPBearer
 from pydantic.json_schema import models_json_schema
 from starlette.responses import JSONResponse, Response
 
-from .. import __version__
-from ..backends.base import Backend
-from ..prefixes import prepare_in_background
-from . import chat, code_steps, reasoning_format, responses
-from .catalog import Catalog
-from .errors import ProxyError, bad_request, install_handlers
-from .limits import BodyLimitMiddleware, ChainSlots, check_bearer
-from .passthrough import Forwarder
-from .response_schemas import ResponseObject, ResponsesRequest
-from .response_store import ResponseStore
-from .schemas import (
+from thinkchain import __version__
+from thinkchain.chain.backend import Backend
+from thinkchain.models.prefixes import prepare_in_background
+from thinkchain.proxy import chat_completions as chat
+from thinkchain.proxy import code_steps, reasoning_format, responses
+from thinkchain.proxy.admission import BodyLimitMiddleware, ChainSlots, check_bearer
+from thinkchain.proxy.catalog import Catalog
+from thinkchain.proxy.errors import ProxyError, bad_request, install_handlers
+from thinkchain.proxy.passthrough import Forwarder
+from thinkchain.proxy.proxy_settings import ProxySettings
+from thinkchain.proxy.response_schemas import ResponseObject, ResponsesRequest
+from thinkchain.proxy.response_store import ResponseStore
+from thinkchain.proxy.schemas import (
     ChatCompletion,
     ChatCompletionRequest,
     ErrorResponse,
@@ -43,8 +45,7 @@ from .schemas import (
     ModelCard,
     ModelList,
 )
-from .settings import ProxySettings
-from .streaming import ClientGone
+from thinkchain.proxy.streaming import ClientGone
 
 log = logging.getLogger("thinkchain.proxy")
 

@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 import httpx
 
-from ..backends.base import Backend
-from ..backends.openai_compat import OpenAICompatBackend
-from .errors import ProxyError
-from .settings import ProxySettings
+from thinkchain.chain.backend import Backend
+from thinkchain.models.backends.openai_compat import OpenAICompatBackend
+from thinkchain.proxy.errors import ProxyError
+from thinkchain.proxy.proxy_settings import ProxySettings
 
 log = logging.getLogger("thinkchain.proxy")
 

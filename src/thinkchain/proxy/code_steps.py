@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..settings import Tool
-from . import reasoning
-from .errors import ProxyError
-from .reasoning import Plan
-from .schemas import ChatCompletionRequest
-from .settings import ProxySettings
+from thinkchain.chain.settings import Tool
+from thinkchain.proxy import reasoning
+from thinkchain.proxy.errors import ProxyError
+from thinkchain.proxy.proxy_settings import ProxySettings
+from thinkchain.proxy.reasoning import Plan
+from thinkchain.proxy.schemas import ChatCompletionRequest
 
 
 def requested_tools(body: ChatCompletionRequest, proxy: ProxySettings) -> tuple[Tool, ...]:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..events import ChainError
+from thinkchain.chain.events import ChainError
 
 log = logging.getLogger("thinkchain.proxy")
 

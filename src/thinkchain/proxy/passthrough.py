@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import httpx
 from starlette.responses import Response
 
-from .catalog import ModelInfo
-from .errors import ProxyError
-from .settings import ProxySettings
-from .streaming import ClosingStreamingResponse
+from thinkchain.proxy.catalog import ModelInfo
+from thinkchain.proxy.errors import ProxyError
+from thinkchain.proxy.proxy_settings import ProxySettings
+from thinkchain.proxy.streaming import ClosingStreamingResponse
 
 log = logging.getLogger("thinkchain.proxy")
 

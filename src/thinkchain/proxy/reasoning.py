@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..backends.base import Backend, Message
-from ..events import (
+from thinkchain.chain.backend import Backend, Message
+from thinkchain.chain.events import (
     ChainError,
     ChainResult,
     Event,
@@ -26,15 +26,15 @@ from ..events import (
     StepDiscarded,
     Usage,
 )
-from ..questions import InvalidQuestion, clean_question
-from ..settings import ChainSettings, StrategySettings
-from ..strategies import make_run
-from ..text import replace_lone_surrogates
-from ..view import Growing, RunView
-from .errors import bad_request, describe_validation
-from .schemas import ChatCompletionRequest, ChatMessage, ThinkchainOptions
-from .settings import ProxySettings
-from .step_text import format_steps, run_answer, run_reasoning
+from thinkchain.chain.questions import InvalidQuestion, clean_question
+from thinkchain.chain.run_view import Growing, RunView
+from thinkchain.chain.settings import ChainSettings, StrategySettings
+from thinkchain.chain.strategies import make_run
+from thinkchain.chain.text import replace_lone_surrogates
+from thinkchain.proxy.errors import bad_request, describe_validation
+from thinkchain.proxy.proxy_settings import ProxySettings
+from thinkchain.proxy.schemas import ChatCompletionRequest, ChatMessage, ThinkchainOptions
+from thinkchain.proxy.step_text import format_steps, run_answer, run_reasoning
 
 log = logging.getLogger("thinkchain.proxy")
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import bad_request
-from .schemas import ChatCompletionRequest
-from .settings import ProxySettings, ReasoningFormat
+from thinkchain.proxy.errors import bad_request
+from thinkchain.proxy.proxy_settings import ProxySettings, ReasoningFormat
+from thinkchain.proxy.schemas import ChatCompletionRequest
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from ..backends.base import Backend
-from . import reasoning
-from .errors import ProxyError, from_chain_error
-from .limits import ChainSlots
-from .reasoning import Finished, Item, Outcome, Plan
-from .streaming import unless_disconnected
+from thinkchain.chain.backend import Backend
+from thinkchain.proxy import reasoning
+from thinkchain.proxy.admission import ChainSlots
+from thinkchain.proxy.errors import ProxyError, from_chain_error
+from thinkchain.proxy.reasoning import Finished, Item, Outcome, Plan
+from thinkchain.proxy.streaming import unless_disconnected
 
 log = logging.getLogger("thinkchain.proxy")
 

@@ -29,8 +29,8 @@ import time
 import uuid
 from typing import Any, Literal
 
-from .errors import ProxyError
-from .reasoning import Outcome
+from thinkchain.proxy.errors import ProxyError
+from thinkchain.proxy.reasoning import Outcome
 
 Status = Literal["completed", "incomplete"]
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import ProxyError, bad_request, describe_validation
-from .response_schemas import ResponsesRequest
-from .schemas import ChatCompletionRequest
+from thinkchain.proxy.errors import ProxyError, bad_request, describe_validation
+from thinkchain.proxy.response_schemas import ResponsesRequest
+from thinkchain.proxy.schemas import ChatCompletionRequest
 
 _TEXT_PARTS = ("input_text", "output_text", "text")
 _ROLES = ("system", "developer", "user", "assistant")

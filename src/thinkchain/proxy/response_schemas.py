@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .schemas import ThinkchainOptions
+from thinkchain.proxy.schemas import ThinkchainOptions
 
 
 class ResponsesRequest(BaseModel):

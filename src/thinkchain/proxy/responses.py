@@ -22,21 +22,21 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..backends.base import Backend
-from . import code_steps
-from .errors import ProxyError, bad_request
-from .reasoning import Content, Finished, Item, Outcome, Plan
-from .reasoning_format import ChatReasoning
-from .reasoning_http import ReasoningRun
-from .response_events import ResponseWriter, message_item, new_id, reasoning_item
-from .response_input import chat_view, renamed
-from .response_schemas import ResponsesRequest
-from .response_store import ResponseStore, owner_of
-from .settings import ReasoningFormat
-from .streaming import SSE_HEADERS, ClosingStreamingResponse
+from thinkchain.chain.backend import Backend
+from thinkchain.proxy import code_steps
+from thinkchain.proxy.errors import ProxyError, bad_request
+from thinkchain.proxy.proxy_settings import ReasoningFormat
+from thinkchain.proxy.reasoning import Content, Finished, Item, Outcome, Plan
+from thinkchain.proxy.reasoning_format import ChatReasoning
+from thinkchain.proxy.reasoning_http import ReasoningRun
+from thinkchain.proxy.response_events import ResponseWriter, message_item, new_id, reasoning_item
+from thinkchain.proxy.response_input import chat_view, renamed
+from thinkchain.proxy.response_schemas import ResponsesRequest
+from thinkchain.proxy.response_store import ResponseStore, owner_of
+from thinkchain.proxy.streaming import SSE_HEADERS, ClosingStreamingResponse
 
 if TYPE_CHECKING:
-    from .app import ProxyState
+    from thinkchain.proxy.app import ProxyState
 
 log = logging.getLogger("thinkchain.proxy")
 

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..settings import HARD_MAX_STEPS, MODES, Strategy, Tool
-from .settings import ReasoningFormat
+from thinkchain.chain.settings import HARD_MAX_STEPS, MODES, Strategy, Tool
+from thinkchain.proxy.proxy_settings import ReasoningFormat
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..events import ChainRead, CodeRun, Step
-from ..labels import has_own_title, label, step_heading
-from ..text import fenced
-from ..view import ChainView, Notice, Part, RunView, StepAttempt, TextPart, step_parts
+from thinkchain.chain.events import ChainRead, CodeRun, Step
+from thinkchain.chain.labels import has_own_title, label, step_heading
+from thinkchain.chain.parts import Part, TextPart, step_parts
+from thinkchain.chain.run_view import RunView
+from thinkchain.chain.text import fenced
+from thinkchain.chain.view import ChainView, Notice, StepAttempt
 
 
 def heading_start(index: int, lang: str) -> str:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .errors import ProxyError
+from thinkchain.proxy.errors import ProxyError
 
 T = TypeVar("T")
 

@@ -6,10 +6,10 @@ Sandbox().run('"strawberry".count("r")').output   # '3\n'
 
 from __future__ import annotations
 
-from .isolation import IsolationReport, Layer, isolation_report
-from .limits import SandboxLimits
-from .result import STATUSES, CodeResult, Status
-from .sandbox import Sandbox
+from thinkchain.sandbox.isolation import IsolationReport, Layer, isolation_report
+from thinkchain.sandbox.limits import SandboxLimits
+from thinkchain.sandbox.result import STATUSES, CodeResult, Status
+from thinkchain.sandbox.sandbox import Sandbox
 
 __all__ = [
     "STATUSES",

@@ -22,7 +22,7 @@ SETUP_FAILED = 70  # exit status when the sandbox could not be set up (the code 
 
 # -- the audit hook: audit_hook.py's text goes here (commands.bootstrap_source) --
 if TYPE_CHECKING:
-    from .audit_hook import make_hook
+    from thinkchain.sandbox.audit_hook import make_hook
 
 
 def _limit(rlimits: dict[str, Any]) -> None:

@@ -115,7 +115,7 @@ def available() -> tuple[Hierarchy | None, str]:
 def _try_joining(hierarchy: Hierarchy) -> None:
     """Makes a trial cgroup and has a child join it as the bootstrap will, once per process:
     a machine that lets the host make cgroups but not move a child into one runs without."""
-    from .layout import interpreter
+    from thinkchain.sandbox.layout import interpreter
 
     trial = RunCgroup.make(hierarchy, 64 * 1024 * 1024)
     try:

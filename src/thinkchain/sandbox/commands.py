@@ -12,7 +12,14 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from .layout import DEVICES, SYSTEM_DIRS, SYSTEM_FILES, interpreter, package_dirs, proc_hidden
+from thinkchain.sandbox.layout import (
+    DEVICES,
+    SYSTEM_DIRS,
+    SYSTEM_FILES,
+    interpreter,
+    package_dirs,
+    proc_hidden,
+)
 
 Method = Literal["bwrap", "fallback"]
 

@@ -15,13 +15,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import seccomp
-from .cgroup import PREFIX, available
-from .commands import Method, bwrap_path, is_root, unshare_command
-from .launch import TEMP_PREFIX, SandboxUnavailable, fallback_drops_uid, launch, run_memory_mb
-from .layout import package_dirs
-from .limits import SandboxLimits
-from .process import Cancel
+from thinkchain.sandbox import seccomp
+from thinkchain.sandbox.cgroup import PREFIX, available
+from thinkchain.sandbox.commands import Method, bwrap_path, is_root, unshare_command
+from thinkchain.sandbox.launch import (
+    TEMP_PREFIX,
+    SandboxUnavailable,
+    fallback_drops_uid,
+    launch,
+    run_memory_mb,
+)
+from thinkchain.sandbox.layout import package_dirs
+from thinkchain.sandbox.limits import SandboxLimits
+from thinkchain.sandbox.process import Cancel
 
 Choice = Literal["auto", "bwrap", "fallback"]
 # Layers a run needs unless require_isolation is switched off.
@@ -123,8 +129,7 @@ class IsolationReport:
 
 def protected_folders() -> tuple[str, ...]:
     """Folders sandboxed code must never see: home, thinkchain's data and models, the project."""
-    from ..history.store import data_dir
-    from ..models import cache_dir
+    from thinkchain.folders import cache_dir, data_dir
 
     folders = [Path.home(), data_dir(), cache_dir(), Path.cwd(), Path("/root"), Path("/home")]
     # "/" (a service's home or working folder) is not a user folder: its system entries are
@@ -134,7 +139,7 @@ def protected_folders() -> tuple[str, ...]:
 
 def _samples() -> list[str]:
     """A few real entries of each protected folder, for the probe to look for."""
-    from .layout import interpreter
+    from thinkchain.sandbox.layout import interpreter
 
     shown = interpreter().binds()
     samples: list[str] = []

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import seccomp
-from .cgroup import RunCgroup, available
-from .commands import (
+from thinkchain.sandbox import seccomp
+from thinkchain.sandbox.cgroup import RunCgroup, available
+from thinkchain.sandbox.commands import (
     WORK_INSIDE,
     Method,
     bwrap_arguments,
@@ -24,10 +24,10 @@ from .commands import (
     python_command,
     release_uid,
 )
-from .layout import interpreter, readable_by_anyone
-from .limits import SandboxLimits
-from .process import Cancel, Finished, watch
-from .reaper import kill_uid
+from thinkchain.sandbox.layout import interpreter, readable_by_anyone
+from thinkchain.sandbox.limits import SandboxLimits
+from thinkchain.sandbox.process import Cancel, Finished, watch
+from thinkchain.sandbox.reaper import kill_uid
 
 OPEN_FILES = 256  # enough for any script; a leak of descriptors stays inside the run
 TEMP_PREFIX = "thinkchain-sandbox-"

@@ -6,10 +6,10 @@ import json
 import signal
 from typing import Any
 
-from .launch import run_memory_mb
-from .limits import SandboxLimits
-from .process import Finished
-from .result import Status
+from thinkchain.sandbox.launch import run_memory_mb
+from thinkchain.sandbox.limits import SandboxLimits
+from thinkchain.sandbox.process import Finished
+from thinkchain.sandbox.result import Status
 
 # bubblewrap reports a child killed by signal N as exit status 128 + N.
 SIGNAL_EXIT_BASE = 128

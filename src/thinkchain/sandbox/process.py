@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from .output import OutputCapture
-from .reaper import kill_group, wait_group_gone
+from thinkchain.sandbox.output import OutputCapture
+from thinkchain.sandbox.reaper import kill_group, wait_group_gone
 
 READ_CHUNK = 65536
 RESULT_BYTES = 65536  # the bootstrap's outcome is one short JSON line

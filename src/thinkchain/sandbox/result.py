@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
-from .output import marker, sanitize
+from thinkchain.sandbox.output import marker, sanitize
 
 # The longest error a result holds: enough for a small model to fix its code, and a bound on
 # what the code can make the host carry (the code could write any error about its own run).

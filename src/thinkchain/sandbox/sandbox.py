@@ -7,12 +7,12 @@ import concurrent.futures
 import threading
 import time
 
-from .isolation import Choice, IsolationReport, isolation_report
-from .launch import SandboxUnavailable, launch
-from .limits import SandboxLimits
-from .outcome import judge
-from .process import Cancel
-from .result import CodeResult, Status
+from thinkchain.sandbox.isolation import Choice, IsolationReport, isolation_report
+from thinkchain.sandbox.launch import SandboxUnavailable, launch
+from thinkchain.sandbox.limits import SandboxLimits
+from thinkchain.sandbox.outcome import judge
+from thinkchain.sandbox.process import Cancel
+from thinkchain.sandbox.result import CodeResult, Status
 
 INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap)"
 

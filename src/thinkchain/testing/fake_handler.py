@@ -10,7 +10,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from .fake_script import (
+from thinkchain.testing.fake_script import (
     FakeCut,
     FakeError,
     FakeItem,
@@ -22,7 +22,7 @@ from .fake_script import (
 )
 
 if TYPE_CHECKING:
-    from .fake_openai import FakeOpenAIServer
+    from thinkchain.testing.fake_openai import FakeOpenAIServer
 
 
 def well_formed(body: Any) -> bool:

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from .fake_handler import FakeHandler
-from .fake_script import (
+from thinkchain.testing.fake_handler import FakeHandler
+from thinkchain.testing.fake_script import (
     FakeCut,
     FakeError,
     FakeItem,

@@ -1,1 +1,1 @@
-"""The web page (Streamlit): ``thinkchain ui`` runs :mod:`thinkchain.ui.app`."""
+"""The web page (Streamlit): ``thinkchain ui`` runs :mod:`thinkchain.ui.page`."""

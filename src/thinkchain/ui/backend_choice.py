@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 
-from .. import models
-from ..backends.base import Backend
-from ..backends.factory import (
+from thinkchain.chain.backend import Backend
+from thinkchain.chain.settings import auto_tools
+from thinkchain.models import embedded as models
+from thinkchain.models.backends.factory import (
     ENV_API_KEY,
     ENV_BASE_URL,
     ENV_MODEL,
@@ -22,8 +23,7 @@ from ..backends.factory import (
     shared_backend,
     url_list,
 )
-from ..prefixes import prepare_in_background
-from ..settings import auto_tools
+from thinkchain.models.prefixes import prepare_in_background
 
 ENV_DEMO = "THINKCHAIN_UI_DEMO"  # "1": start on the scripted demo (``thinkchain ui --demo``)
 

@@ -3,7 +3,7 @@
 Streamlit reruns the page script on every click, and a rerun interrupts whatever the script
 was doing.  So the run (a chain, or a strategy's chains) does not go on inside the script: a
 :class:`LiveRun` consumes its events on a thread of its own, feeds them to the history
-recorder, and folds them into the run's view (:class:`thinkchain.view.RunView`).  The page only
+recorder, and folds them into the run's view (``chain.run_view.RunView``).  The page only
 draws snapshots of that view, every fraction of a second while it runs; clicking Stop cancels
 the run, and any other rerun simply picks the run up again where it is.  Nothing here imports
 Streamlit.
@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..cancel import CancelToken
-from ..events import ChainError, ChainFailed, ChainResult, RunEvent
-from ..history import ChainRecord, ChainRecorder
-from ..view import RunView
+from thinkchain.chain.cancel import CancelToken
+from thinkchain.chain.events import ChainError, ChainFailed, ChainResult, RunEvent
+from thinkchain.chain.run_view import RunView
+from thinkchain.history import ChainRecord, ChainRecorder
 
 
 class LiveRun:

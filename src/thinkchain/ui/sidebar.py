@@ -11,9 +11,7 @@ from typing import Any
 import streamlit as st
 from pydantic import ValidationError
 
-from ..backends.factory import BackendConfig, url_list
-from ..history import Conversation
-from ..settings import (
+from thinkchain.chain.settings import (
     DEFAULT_MODE,
     ENV_MODE,
     MODES,
@@ -22,7 +20,9 @@ from ..settings import (
     StrategySettings,
     auto_tools,
 )
-from .backend_choice import (
+from thinkchain.history import Conversation
+from thinkchain.models.backends.factory import BackendConfig, url_list
+from thinkchain.ui.backend_choice import (
     DEMO,
     EMBEDDED,
     SERVER,
@@ -31,8 +31,8 @@ from .backend_choice import (
     embedded_options,
     kinds,
 )
-from .markdown import safe_label
-from .texts import LANGUAGES, has_text
+from thinkchain.ui.markdown import safe_label
+from thinkchain.ui.texts import LANGUAGES, has_text
 
 Translate = Callable[..., str]
 

@@ -10,11 +10,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from ..events import CodeRun, Step
-from ..labels import has_own_title
-from ..text import fenced, format_seconds
-from ..view import Notice, Part, StepAttempt, TextPart, step_parts
-from .markdown import safe_label, safe_markdown
+from thinkchain.chain.events import CodeRun, Step
+from thinkchain.chain.labels import has_own_title
+from thinkchain.chain.parts import Part, TextPart, step_parts
+from thinkchain.chain.text import fenced, format_seconds
+from thinkchain.chain.view import Notice, StepAttempt
+from thinkchain.ui.markdown import safe_label, safe_markdown
 
 Translate = Callable[..., str]
 

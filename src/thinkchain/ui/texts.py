@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..labels import code_failure_detail, label
-from ..sandbox.result import STATUSES
+from thinkchain.chain.labels import code_failure_detail, label
+from thinkchain.sandbox.result import STATUSES
 
 # The ends of a code run named beside "Error": a plain exception needs no name (its traceback
 # says it), and a run that went well is not an error.

@@ -13,15 +13,15 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from ..events import ChainError
-from ..history import INTERRUPTED, RUNNING, ChainRecord, Conversation
-from ..history import conversation_json as to_json
-from ..history import conversation_markdown as to_markdown
-from ..text import format_seconds
-from ..view import RunView
-from . import steps
-from .markdown import safe_label, safe_markdown
-from .texts import has_text
+from thinkchain.chain.events import ChainError
+from thinkchain.chain.run_view import RunView
+from thinkchain.chain.text import format_seconds
+from thinkchain.history import INTERRUPTED, RUNNING, ChainRecord, Conversation
+from thinkchain.history import conversation_json as to_json
+from thinkchain.history import conversation_markdown as to_markdown
+from thinkchain.ui import steps
+from thinkchain.ui.markdown import safe_label, safe_markdown
+from thinkchain.ui.texts import has_text
 
 Translate = Callable[..., str]
 
