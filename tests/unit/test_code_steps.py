@@ -245,3 +245,16 @@ def test_every_calls_prompt_tokens_are_counted_once_with_code_steps():
     assert result.usage.prompt_tokens == sent
     assert result.steps[0].usage.prompt_tokens == count_words(backend.requests[0].messages)
 
+
+def test_replies_without_headings_after_a_program_still_stop_at_max_steps():
+    # After a program's output, a small model went on without step headings: every reply
+    # opened an untitled step, and the page showed five steps with max_steps 2.
+    untitled = "The program printed 42, so the sum is 42.\n```python\nprint(12 + 30)\n```\n"
+    _, events, result = run(
+        [COUNT_STEP, untitled, untitled, untitled, "The answer is 42."],
+        max_steps=2,
+        min_steps=1,
+    )
+    assert [s.index for s in result.steps] == [1, 2]
+    assert len([e for e in events if isinstance(e, StepDone) and e.step.index > 2]) == 0
+    assert result.answer is not None and result.hit_step_limit

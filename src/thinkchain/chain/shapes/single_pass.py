@@ -258,8 +258,6 @@ class SinglePass:
         calls = self.calls
         if piece.kind == "step":
             self._close_open()
-            if len(calls.result.steps) >= self.settings.max_steps:
-                raise EndStream("step_limit")
             self._open_step(piece.text, piece.number)
         elif piece.kind == "title":
             assert self.open is not None
@@ -270,7 +268,9 @@ class SinglePass:
                 if not piece.text.strip():
                     self.transcript += piece.text
                     return
-                self._open_step("", 0)  # text before the first heading: an untitled step
+                # Text outside any step (a reply that begins without a heading, often right
+                # after a program's output): an untitled step, held to max_steps as any.
+                self._open_step("", 0)
             assert self.open is not None
             if self.open.ttft is None:
                 self.open.ttft = perf_counter() - self.open.started
@@ -329,6 +329,9 @@ class SinglePass:
         return True
 
     def _open_step(self, heading: str, number: int) -> None:
+        """Opens the next step, or ends the reasoning if it would be one too many."""
+        if len(self.calls.result.steps) >= self.settings.max_steps:
+            raise EndStream("step_limit")
         index = len(self.calls.result.steps) + 1
         self.open = _OpenStep(index=index, heading=heading, started=perf_counter())
         self.calls.emit(StepStarted(index))
