@@ -8,10 +8,10 @@ import threading
 import pytest
 
 from thinkchain import Chain, ChainSettings
-from thinkchain.backends.base import ContextOverflow, GenerationRequest, TextChunk
-from thinkchain.backends.llamacpp import LlamaCppBackend
-from thinkchain.steps import STEP_SCHEMA, parse_step
-from thinkchain.strategies import SelfConsistency
+from thinkchain.chain.backend import ContextOverflow, GenerationRequest, TextChunk
+from thinkchain.chain.steps import STEP_SCHEMA, parse_step
+from thinkchain.chain.strategies import SelfConsistency
+from thinkchain.models.backends.llamacpp import LlamaCppBackend
 
 MESSAGES = [
     {"role": "system", "content": "Reply with one JSON reasoning step."},
@@ -93,9 +93,9 @@ def test_self_consistency_runs_its_samples_side_by_side(parallel_backend):
     sc = SelfConsistency(parallel_backend, settings, k=3, early_stop="off")
     assert sc.parallel  # the backend decodes several sequences at once
     outcome = sc.run("How many letters r are in the word strawberry?")
-    assert len(outcome.samples) == 3
+    assert len(outcome.chains) == 3
     # Samples after the first found the system prompt and question already evaluated.
-    first_calls = [s.steps[0].usage if s.steps else s.answer.usage for s in outcome.samples]
+    first_calls = [s.steps[0].usage if s.steps else s.answer.usage for s in outcome.chains]
     assert sum(1 for u in first_calls if u.cached_tokens > 0) >= 2
 
 
