@@ -271,6 +271,15 @@ def test_decided(keys: list[str | None], total: int, is_decided: bool) -> None:
         ("The letter e appears 4 times in excellence.", "4"),
         ("It takes 4 hours at 60 km per hour.", "4"),
         ("16 - 3 - 4 = 9 eggs, so 9 is what is left of 16.", "9"),  # "=" still comes first
+        # A number quoted as code (a program's output) is the result, as a bold one is.
+        (
+            "The product of 17 and 24 is 408, and then that 408 is multiplied by 3, "
+            "resulting in `1224`.",
+            "1224",
+        ),
+        ("The result is `204.0`, because 15% of 240 is 36.0.", "204"),
+        ("The program `print(word.count('r'))` printed 3, so there are 3.", "3"),
+        ("The result of `17 * 24` is 408.", "408"),  # code with numbers is not a result
     ],
 )
 def test_a_result_is_read_after_its_verb_when_the_sentence_restates_numbers(text, expected):

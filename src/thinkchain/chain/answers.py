@@ -26,6 +26,7 @@ _MARKERS = re.compile(
     re.I,
 )
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__", re.S)
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
 # Where a sentence states its result: "the total is 45", "周长是36厘米".
 _COPULA = re.compile(r"\b(?:is|are|was|were|equals|comes\s+to)\b|是|为|等于", re.I)
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
@@ -119,6 +120,17 @@ def _numbers(text: str) -> list[Decimal]:
     return out
 
 
+def _quoted_numbers(text: str) -> list[Decimal]:
+    """Numbers set alone in code spans (`1224`): a program's output as the answer quotes it.
+    A span of code with numbers in it (`17 * 24`) is not a result."""
+    found = []
+    for code in _CODE_SPAN.findall(text):
+        numbers = _numbers(code)
+        if len(numbers) == 1 and _NUMBER.sub("", code).strip(" .,") == "":
+            found.append(numbers[0])
+    return found
+
+
 def _stated_number(text: str) -> Decimal | None:
     """The number a short span states: the result of its last ``=``, else the number after its
     last "is"/"是", else its first number.
@@ -171,7 +183,8 @@ def _word_answer(text: str) -> str | None:
 def _read(span: str, expect: Expect) -> str | None:
     """The answer one span states, or None: a number first, then yes/no, a count in words,
     or a single word."""
-    number = _stated_number(span)
+    quoted = _quoted_numbers(span)
+    number = quoted[0] if quoted else _stated_number(span)
     if number is not None:
         return format_number(number)
     if expect == "number":
@@ -212,9 +225,10 @@ def extract_answer(text: str | None, expect: Expect = None) -> str | None:
     """The normalised answer stated in ``text``, or None when none can be read.
 
     Order of evidence: an explicit marker ("Answer: …", "答案：…", ``\\boxed{}``), then the
-    first bold span, then the first line when it is short (or the whole reply when it is one
-    line), then the last number of the text.  Within a span the result of its last ``=`` wins
-    over its first number.  ``expect="number"`` skips word answers and reads "none" as 0.
+    first bold span, then the first code span with a number, then the first line when it is
+    short (or the whole reply when it is one line), then the last number of the text.  Within
+    a span a number in a code span wins, then the result of its last ``=``, then its first
+    number.  ``expect="number"`` skips word answers and reads "none" as 0.
     """
     if not text:
         return None
@@ -227,6 +241,10 @@ def extract_answer(text: str | None, expect: Expect = None) -> str | None:
         candidates.append(focus)
     bold = [a or b for a, b in _BOLD.findall(text)]
     candidates.extend(bold[:1])
+    # A number set in code (`1224`, as a program's output is quoted) is marked as the result,
+    # as a bold one is: "that 408 is multiplied by 3, resulting in `1224`" states 1224.
+    quoted = _quoted_numbers(text)
+    candidates.extend(f"`{format_number(n)}`" for n in quoted[:1])
     first_line = text.splitlines()[0]
     if len(text.splitlines()) == 1 or len(first_line.split()) <= 12:
         candidates.append(first_line)
