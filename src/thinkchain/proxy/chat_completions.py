@@ -37,9 +37,8 @@ from thinkchain.proxy.reasoning_http import ReasoningRun
 from thinkchain.proxy.schemas import ChatCompletionRequest
 from thinkchain.proxy.streaming import (
     DONE,
-    SSE_HEADERS,
     ChunkWriter,
-    ClosingStreamingResponse,
+    event_stream,
     unless_disconnected,
 )
 
@@ -95,11 +94,8 @@ async def reasoning_completion(
     items = await run.opened(request)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     writer = ChunkWriter(new_id(), body.model)
-    return ClosingStreamingResponse(
-        _reasoning_events(items, run, writer, ChatReasoning(fmt), include_usage),
-        headers=SSE_HEADERS,
-        media_type="text/event-stream",
-        on_close=run.close,
+    return event_stream(
+        _reasoning_events(items, run, writer, ChatReasoning(fmt), include_usage), run.close
     )
 
 
@@ -250,6 +246,4 @@ async def plain_completion(
     async def close() -> None:
         await chunks.aclose()  # type: ignore[attr-defined]
 
-    return ClosingStreamingResponse(
-        events(), headers=SSE_HEADERS, media_type="text/event-stream", on_close=close
-    )
+    return event_stream(events(), close)

@@ -33,7 +33,7 @@ from thinkchain.proxy.response_events import ResponseWriter, message_item, new_i
 from thinkchain.proxy.response_input import chat_view, renamed
 from thinkchain.proxy.response_schemas import ResponsesRequest
 from thinkchain.proxy.response_store import ResponseStore, owner_of
-from thinkchain.proxy.streaming import SSE_HEADERS, ClosingStreamingResponse
+from thinkchain.proxy.streaming import event_stream
 
 if TYPE_CHECKING:
     from thinkchain.proxy.app import ProxyState
@@ -219,12 +219,7 @@ async def _respond(
         items = await run.opened(request)
     except ProxyError as err:
         raise _error(err) from None
-    return ClosingStreamingResponse(
-        _events(items, run, steps, writer, turn),
-        headers=SSE_HEADERS,
-        media_type="text/event-stream",
-        on_close=run.close,
-    )
+    return event_stream(_events(items, run, steps, writer, turn), run.close)
 
 
 async def _events(

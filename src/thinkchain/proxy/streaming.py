@@ -65,6 +65,15 @@ class ClosingStreamingResponse(StreamingResponse):
                     await self._on_close()
 
 
+def event_stream(
+    content: AsyncGenerator[bytes, None], on_close: Callable[[], Awaitable[None]]
+) -> ClosingStreamingResponse:
+    """Server-sent events from ``content``, never cached or buffered on the way."""
+    return ClosingStreamingResponse(
+        content, headers=SSE_HEADERS, media_type="text/event-stream", on_close=on_close
+    )
+
+
 class ClientGone(Exception):
     """The client disconnected while its (not streamed) request was being worked on."""
 
