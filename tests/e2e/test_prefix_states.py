@@ -213,3 +213,29 @@ def test_a_new_ask_process_loads_the_prefix_the_last_one_saved(small_model_path,
     assert runs[0]["answer"] == runs[1]["answer"]
     assert evaluated[0] - evaluated[1] > 200
     assert list((tmp_path / "cache" / "prefix-states").glob("*.ggsq"))
+
+
+EXIT_WHILE_PREPARING = """
+import sys, time
+from thinkchain.models.backends.llamacpp import LlamaCppBackend
+from thinkchain.models.prefixes import prepare_in_background
+backend = LlamaCppBackend(sys.argv[1], n_ctx=4096, n_parallel=2)
+prepare_in_background(backend, lambda: [(), ("python",)])
+time.sleep(3)  # the prefixes are being evaluated now, on the decode thread
+print("leaving", flush=True)
+"""
+
+
+def test_a_process_that_leaves_while_prefixes_are_prepared_exits_cleanly(default_model_path):
+    # The page or the proxy stopped a few seconds after start, with the store off: the
+    # decode thread was still evaluating a prefix while the interpreter freed the model
+    # under it, and the process died of a segmentation fault on its way out.
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_WHILE_PREPARING, str(default_model_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "THINKCHAIN_PREFIX_CACHE": "off"},
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-1000:])
+    assert "leaving" in done.stdout

@@ -1,9 +1,8 @@
 """A small continuous-batching decode engine on llama.cpp's low-level API.
 
 Why not ``Llama.generate``: it decodes one sequence at a time.  On a CPU, decoding is bound
-by reading the weights from memory, so decoding several sequences in the same batch costs
-little more than one: self-consistency samples, concurrent evaluation items and proxy
-requests share each pass over the weights.
+by reading the weights, so several sequences in one batch cost little more than one:
+self-consistency samples, evaluation items and proxy requests share each pass over them.
 
 The engine owns one llama.cpp context with ``n_parallel`` sequences ("slots") over a
 unified KV cache, and one worker thread that loops: admit waiting requests into free slots
@@ -113,15 +112,16 @@ class DecodeEngine:
 
     def close(self) -> None:
         with self._cond:
-            self._closed = True
+            closed_before, self._closed = self._closed, True
             self._cond.notify()
+        if closed_before:
+            return  # closed by its owner, then again at exit: nothing is freed twice
         self._thread.join(timeout=30)
         self._C.llama_batch_free(self._batch)
         self._C.llama_free(self._ctx)
 
     def clear_cache(self, wait: float = 5.0) -> None:
-        """Forget every cached prefix, pinned ones too (benchmarks start from cold; the
-        prefix store on disk is left alone).
+        """Forget every cached prefix, pinned ones too (the store on disk stays): a cold start.
 
         A generation the caller has stopped can still be finishing on the decode thread; its
         sequence is cleared once it is idle, waiting up to ``wait`` seconds for that.

@@ -18,12 +18,14 @@ Why we render prompts and drive decoding ourselves instead of ``create_chat_comp
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import itertools
 import json
 import os
 import queue
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,9 @@ class LlamaCppBackend:
                 "build": prefix_store.llama_build(),
             },
         )
+        # A decode thread still at work when the interpreter exits (a prefix prepared in the
+        # background) would run on while the model is freed under it: a segfault at exit.
+        atexit.register(_close_at_exit, weakref.ref(self))
         # Usage of the last finished generation, for benchmarks.
         self.last_usage: Usage | None = None
 
@@ -355,6 +360,12 @@ class LlamaCppBackend:
     def close(self) -> None:
         self._engine.close()
         self._llama.close()
+
+
+def _close_at_exit(backend: weakref.ref[LlamaCppBackend]) -> None:
+    alive = backend()
+    if alive is not None:
+        alive.close()
 
 
 def _default_store_dir() -> Path:
