@@ -69,7 +69,7 @@ $(OWUI_VENV)/bin/open-webui:
 	$(OWUI_VENV)/bin/pip install torch==2.13.0 open-webui==0.12.4
 
 test: system-deps dev model open-webui
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 test-fast: dev
 	$(BIN)/python -m pytest -q -m "not e2e and not browser"

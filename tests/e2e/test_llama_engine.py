@@ -90,7 +90,9 @@ def test_prompt_larger_than_the_context_is_refused(small_model_path):
 
 def test_self_consistency_runs_its_samples_side_by_side(parallel_backend):
     settings = ChainSettings(mode="single-pass", max_tokens_per_step=120, min_steps=0)
-    sc = SelfConsistency(parallel_backend, settings, k=3, early_stop="off")
+    # No tie-break samples: three different answers would draw more chains, and this test is
+    # about three samples decoding side by side.
+    sc = SelfConsistency(parallel_backend, settings, k=3, early_stop="off", tie_breaks=0)
     assert sc.parallel  # the backend decodes several sequences at once
     outcome = sc.run("How many letters r are in the word strawberry?")
     assert len(outcome.chains) == 3
