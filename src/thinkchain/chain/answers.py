@@ -120,15 +120,14 @@ def _numbers(text: str) -> list[Decimal]:
     return out
 
 
-def _quoted_numbers(text: str) -> list[Decimal]:
-    """Numbers set alone in code spans (`1224`): a program's output as the answer quotes it.
-    A span of code with numbers in it (`17 * 24`) is not a result."""
-    found = []
-    for code in _CODE_SPAN.findall(text):
-        numbers = _numbers(code)
-        if len(numbers) == 1 and _NUMBER.sub("", code).strip(" .,") == "":
-            found.append(numbers[0])
-    return found
+def _number_spans(text: str) -> list[str]:
+    """Code spans that hold one number and nothing else (`1224`): a program's output as the
+    answer quotes it.  A span of code with numbers in it (`17 * 24`) is not a result."""
+    return [
+        code
+        for code in _CODE_SPAN.findall(text)
+        if len(_numbers(code)) == 1 and _NUMBER.sub("", code).strip(" .,") == ""
+    ]
 
 
 def _stated_number(text: str) -> Decimal | None:
@@ -183,8 +182,8 @@ def _word_answer(text: str) -> str | None:
 def _read(span: str, expect: Expect) -> str | None:
     """The answer one span states, or None: a number first, then yes/no, a count in words,
     or a single word."""
-    quoted = _quoted_numbers(span)
-    number = quoted[0] if quoted else _stated_number(span)
+    quoted = _number_spans(span)
+    number = _numbers(quoted[0])[0] if quoted else _stated_number(span)
     if number is not None:
         return format_number(number)
     if expect == "number":
@@ -243,8 +242,7 @@ def extract_answer(text: str | None, expect: Expect = None) -> str | None:
     candidates.extend(bold[:1])
     # A number set in code (`1224`, as a program's output is quoted) is marked as the result,
     # as a bold one is: "that 408 is multiplied by 3, resulting in `1224`" states 1224.
-    quoted = _quoted_numbers(text)
-    candidates.extend(f"`{format_number(n)}`" for n in quoted[:1])
+    candidates.extend(_number_spans(text)[:1])
     first_line = text.splitlines()[0]
     if len(text.splitlines()) == 1 or len(first_line.split()) <= 12:
         candidates.append(first_line)
