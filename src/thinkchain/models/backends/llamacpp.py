@@ -157,9 +157,7 @@ class LlamaCppBackend:
                 "build": prefix_store.llama_build(),
             },
         )
-        # A decode thread still at work when the interpreter exits (a prefix prepared in the
-        # background) would run on while the model is freed under it: a segfault at exit.
-        atexit.register(_close_at_exit, weakref.ref(self))
+        _OPEN.add(self)
         # Usage of the last finished generation, for benchmarks.
         self.last_usage: Usage | None = None
 
@@ -358,14 +356,21 @@ class LlamaCppBackend:
         return self._engine
 
     def close(self) -> None:
+        _OPEN.discard(self)
         self._engine.close()
         self._llama.close()
 
 
-def _close_at_exit(backend: weakref.ref[LlamaCppBackend]) -> None:
-    alive = backend()
-    if alive is not None:
-        alive.close()
+# Backends still open when the interpreter exits: a decode thread still at work then (a prefix
+# prepared in the background) would run on while the model is freed under it, a segfault at
+# exit.  Weak, so a backend nobody holds is not kept for this; one hook for them all.
+_OPEN: weakref.WeakSet[LlamaCppBackend] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_backends() -> None:
+    for backend in list(_OPEN):
+        backend.close()
 
 
 def _default_store_dir() -> Path:
